@@ -1,0 +1,138 @@
+/* Shared CLI helpers. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "core/status.h"
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "hawq %s: ", cmd);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, " (see 'hawq %s --help')\n", cmd);
+  va_end(ap);
+  return CLI_BAD_INPUT;
+}
+
+int cli_report(const hawq_error *err) {
+  fprintf(stderr, "hawq: %s\n", err->msg[0] ? err->msg : hawq_status_string(err->status));
+  return hawq_status_exit_code(err->status);
+}
+
+int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, int n_opts,
+              const char **pos, int max_pos, int *n_pos) {
+  *n_pos = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) return -1;
+    if (arg[0] != '-' || arg[1] == '\0') {
+      if (*n_pos == max_pos) return cli_usage_error(cmd, "unexpected argument '%s'", arg);
+      pos[(*n_pos)++] = arg;
+      continue;
+    }
+    const char *eq = strchr(arg, '=');
+    size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+    const cli_opt *o = NULL;
+    for (int k = 0; k < n_opts; k++) {
+      if (strlen(opts[k].name) == len && !strncmp(opts[k].name, arg, len)) o = &opts[k];
+    }
+    if (!o) return cli_usage_error(cmd, "unknown option '%.*s'", (int)len, arg);
+    if (o->kind == CLI_FLAG) {
+      if (eq) return cli_usage_error(cmd, "option '%s' takes no value", o->name);
+      *(bool *)o->target = true;
+      continue;
+    }
+    const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+    if (!val) return cli_usage_error(cmd, "option '%s' needs a value", o->name);
+    if (o->kind == CLI_STRING) {
+      *(const char **)o->target = val;
+      continue;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(val, &end, 10);
+    if (end == val || *end || errno) {
+      return cli_usage_error(cmd, "option '%s' expects an integer, got '%s'", o->name, val);
+    }
+    if (v < o->min || v > o->max) {
+      return cli_usage_error(cmd, "option '%s' is %lld, expected %lld to %lld", o->name, v,
+                             o->min, o->max);
+    }
+    *(long long *)o->target = v;
+  }
+  return 0;
+}
+
+double cli_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cli_default_threads(void) {
+#ifdef _OPENMP
+  int n = omp_get_num_procs();
+  return n > 0 ? n : 1;
+#else
+  return 1;
+#endif
+}
+
+const char *cli_si(double v, char *buf, size_t size) {
+  const char *units[] = {"", "K", "M", "G", "T"};
+  int u = 0;
+  while (v >= 1000 && u < 4) {
+    v /= 1000;
+    u++;
+  }
+  if (u == 0) snprintf(buf, size, "%.0f", v);
+  else snprintf(buf, size, "%.*f%s", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
+  return buf;
+}
+
+void cli_progress_start(cli_progress *p, const char *label, int64_t total) {
+  p->label = label;
+  p->total = total > 0 ? total : 1;
+  p->tty = isatty(STDERR_FILENO);
+  p->start = cli_now();
+  p->last_draw = 0;
+  p->last_decile = 0;
+}
+
+void cli_progress_update(cli_progress *p, int64_t done, const char *extra) {
+  double now = cli_now(), elapsed = now - p->start;
+  double frac = (double)done / (double)p->total;
+  if (p->tty) {
+    if (now - p->last_draw < 0.1 && done < p->total) return;
+    p->last_draw = now;
+    char bar[31];
+    int fill = (int)(frac * 30);
+    for (int k = 0; k < 30; k++) bar[k] = k < fill ? '#' : '.';
+    bar[30] = '\0';
+    double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;
+    fprintf(stderr, "\r%s [%s] %3.0f%% %lld/%lld %s ETA %.0fs \033[K", p->label, bar,
+            100 * frac, (long long)done, (long long)p->total, extra ? extra : "", eta);
+  } else {
+    int decile = (int)(frac * 10);
+    if (decile <= p->last_decile && done < p->total) return;
+    if (decile <= p->last_decile) return;
+    p->last_decile = decile;
+    fprintf(stderr, "%s: %lld/%lld (%.0f%%) %s %.1fs\n", p->label, (long long)done,
+            (long long)p->total, 100 * frac, extra ? extra : "", elapsed);
+  }
+  fflush(stderr);
+}
+
+void cli_progress_finish(cli_progress *p) {
+  if (p->tty) fprintf(stderr, "\r\033[K");
+  fflush(stderr);
+}

@@ -1,0 +1,51 @@
+/* Helpers shared by the `hawq` subcommands: option parsing, messages, progress, JSON. */
+#ifndef HAWQ_CLI_CLI_H
+#define HAWQ_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "hawq/hawq.h"
+
+/* Exit codes: 0 success, 1 bad input or usage, 2 internal error. */
+enum { CLI_OK = 0, CLI_BAD_INPUT = 1, CLI_INTERNAL = 2 };
+
+/* Prints "hawq <cmd>: <message>" on stderr and returns 1. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints err->msg on stderr; returns the exit code for its status. */
+int cli_report(const hawq_error *err);
+
+/* Option parsing over argv[1..]: options may come before or after positionals, as
+ * "--name value" or "--name=value". */
+typedef enum cli_opt_kind { CLI_FLAG, CLI_STRING, CLI_INT } cli_opt_kind;
+typedef struct cli_opt {
+  const char *name; /* "--batch" */
+  cli_opt_kind kind;
+  void *target;     /* bool*, const char**, or long long* */
+  long long min, max; /* CLI_INT range */
+} cli_opt;
+/* Fills targets and collects positionals (at most max_pos). Returns 0 or an exit code after
+ * printing a message. `--help` returns -1 (caller prints help and exits 0). */
+int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, int n_opts,
+              const char **pos, int max_pos, int *n_pos);
+
+/* Progress: a bar redrawn in place on a terminal, plain lines every 10% otherwise. */
+typedef struct cli_progress {
+  const char *label;
+  int64_t total;
+  bool tty;
+  double start, last_draw;
+  int last_decile;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *label, int64_t total);
+void cli_progress_update(cli_progress *p, int64_t done, const char *extra);
+void cli_progress_finish(cli_progress *p);
+
+double cli_now(void); /* monotonic seconds */
+int cli_default_threads(void);
+
+/* Human-readable count: 1234567 -> "1.23M". */
+const char *cli_si(double v, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,234 @@
+/* hawq eval MODEL --data D: top-1 / top-5 accuracy and throughput of the float engine on a
+ * labelled dataset, one summary line (or JSON), optional logits dump. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "core/graph.h"
+#include "core/preprocess.h"
+#include "core/status.h"
+#include "data/dataset.h"
+#include "data/npy.h"
+
+static const char help[] =
+    "usage: hawq eval MODEL.onnx --data D [options]\n\n"
+    "Runs the model on a labelled dataset and reports top-1 and top-5 accuracy and images/s.\n\n"
+    "  --data D          'fashion-mnist' (Debian package dataset-fashion-mnist) or a directory\n"
+    "                    with the same IDX file names (gzipped or not)\n"
+    "  --split S         test (default) or train\n"
+    "  --limit N         evaluate the first N images only\n"
+    "  --batch B         images per forward pass (default 100)\n"
+    "  --threads T       worker threads (default: all cores)\n"
+    "  --mean M[,M..]    override the model's preprocessing mean (pixels are first scaled to\n"
+    "  --std S[,S..]     [0,1]); one value, or one per channel\n"
+    "  --logits FILE     write all logits as a float32 .npy file (images x classes)\n"
+    "  --json            print the result as JSON\n";
+
+typedef struct eval_result {
+  int64_t images, top1, top5;
+  int classes;
+  double seconds;
+} eval_result;
+
+/* Rank of the label's logit among the row: number of classes scoring strictly higher. */
+static int label_rank(const float *row, int classes, int label) {
+  int higher = 0;
+  for (int c = 0; c < classes; c++) {
+    if (row[c] > row[label] || (row[c] == row[label] && c < label)) higher++;
+  }
+  return higher;
+}
+
+static hawq_status apply_overrides(const char *mean, const char *std, hawq_preprocess *pp,
+                                   hawq_error *err) {
+  float m[HAWQ_MAX_CHANNELS], s[HAWQ_MAX_CHANNELS];
+  int nm = 0, ns = 0;
+  hawq_status st;
+  if (mean && (st = hawq_parse_float_list(mean, "--mean", false, m, HAWQ_MAX_CHANNELS, &nm, err))) {
+    return st;
+  }
+  if (std && (st = hawq_parse_float_list(std, "--std", true, s, HAWQ_MAX_CHANNELS, &ns, err))) {
+    return st;
+  }
+  if (!nm && !ns) return HAWQ_OK;
+  if (!nm) {
+    nm = pp->channels;
+    memcpy(m, pp->mean, sizeof m);
+  }
+  if (!ns) {
+    ns = pp->channels;
+    memcpy(s, pp->std, sizeof s);
+  }
+  if (nm != ns && nm != 1 && ns != 1) {
+    return hawq_fail(err, HAWQ_ERR_INVALID_ARG, "--mean has %d values and --std %d", nm, ns);
+  }
+  pp->channels = nm > ns ? nm : ns;
+  for (int c = 0; c < pp->channels; c++) {
+    pp->mean[c] = m[nm == 1 ? 0 : c];
+    pp->std[c] = s[ns == 1 ? 0 : c];
+  }
+  return HAWQ_OK;
+}
+
+int cmd_eval(int argc, char **argv) {
+  const char *data = NULL, *split = "test", *mean = NULL, *std = NULL, *logits_path = NULL;
+  long long limit = 0, batch = 100, threads = cli_default_threads();
+  bool json = false;
+  const cli_opt opts[] = {
+      {"--data", CLI_STRING, &data, 0, 0},
+      {"--split", CLI_STRING, &split, 0, 0},
+      {"--limit", CLI_INT, &limit, 1, (long long)1 << 40},
+      {"--batch", CLI_INT, &batch, 1, 65536},
+      {"--threads", CLI_INT, &threads, 1, 1024},
+      {"--mean", CLI_STRING, &mean, 0, 0},
+      {"--std", CLI_STRING, &std, 0, 0},
+      {"--logits", CLI_STRING, &logits_path, 0, 0},
+      {"--json", CLI_FLAG, &json, 0, 0},
+  };
+  const char *pos[1];
+  int n_pos, rc = cli_parse("eval", argc, argv, opts, sizeof opts / sizeof opts[0], pos, 1, &n_pos);
+  if (rc < 0) {
+    fputs(help, stdout);
+    return CLI_OK;
+  }
+  if (rc) return rc;
+  if (n_pos != 1) return cli_usage_error("eval", "expected one MODEL argument");
+  if (!data) return cli_usage_error("eval", "--data is required");
+  if (strcmp(split, "test") && strcmp(split, "train")) {
+    return cli_usage_error("eval", "--split must be 'test' or 'train', got '%s'", split);
+  }
+
+  hawq_error err;
+  hawq_graph *g = NULL;
+  hawq_dataset *ds = NULL;
+  hawq_float_plan *plan = NULL;
+  float *input = NULL, *all_logits = NULL;
+  rc = CLI_OK;
+  if (hawq_graph_load_onnx(pos[0], NULL, &g, &err) || hawq_dataset_load(data, split, &ds, &err)) {
+    rc = cli_report(&err);
+    goto done;
+  }
+
+  /* The model must take one image batch (N, C, H, W) matching the data and give (N, classes). */
+  if (g->n_inputs != 1) {
+    fprintf(stderr, "hawq: %s: has %d inputs; eval needs a model with one image input\n", pos[0],
+            g->n_inputs);
+    rc = CLI_BAD_INPUT;
+    goto done;
+  }
+  const hawq_tensor *in = &g->tensors[g->inputs[0]], *out = &g->tensors[g->outputs[0]];
+  if (in->rank != 4 || in->dims[1] != ds->channels || in->dims[2] != ds->height ||
+      in->dims[3] != ds->width) {
+    fprintf(stderr,
+            "hawq: %s: input '%s' expects %s images, the %s has %dx%dx%d (CxHxW)\n", pos[0],
+            in->name,
+            in->rank == 4 ? "" : "non-image (not N,C,H,W)", ds->source, ds->channels, ds->height,
+            ds->width);
+    if (in->rank == 4) {
+      fprintf(stderr, "hawq: (the model's input is %lldx%lldx%lld)\n", (long long)in->dims[1],
+              (long long)in->dims[2], (long long)in->dims[3]);
+    }
+    rc = CLI_BAD_INPUT;
+    goto done;
+  }
+  if (out->rank != 2 || out->dims[1] < ds->num_classes) {
+    fprintf(stderr, "hawq: %s: output '%s' is not (N, classes) with at least %d classes\n",
+            pos[0], out->name, ds->num_classes);
+    rc = CLI_BAD_INPUT;
+    goto done;
+  }
+  int classes = (int)out->dims[1];
+  hawq_preprocess pp = g->preprocess;
+  if (apply_overrides(mean, std, &pp, &err) ||
+      hawq_preprocess_check(&pp, ds->channels, "preprocessing", &err)) {
+    rc = cli_report(&err);
+    goto done;
+  }
+
+  int64_t total = limit && limit < ds->count ? limit : ds->count;
+  if (batch > total) batch = total;
+  hawq_float_plan_options po = {.batch = (int)batch, .threads = (int)threads};
+  if (hawq_float_plan_create(g, &po, &plan, &err)) {
+    rc = cli_report(&err);
+    goto done;
+  }
+  int64_t per_image = (int64_t)ds->height * ds->width * ds->channels;
+  input = malloc((size_t)(batch * per_image) * sizeof(float));
+  if (logits_path) all_logits = malloc((size_t)(total * classes) * sizeof(float));
+  if (!input || (logits_path && !all_logits)) {
+    fprintf(stderr, "hawq: out of memory\n");
+    rc = CLI_INTERNAL;
+    goto done;
+  }
+
+  eval_result r = {.classes = classes};
+  cli_progress prog;
+  cli_progress_start(&prog, "eval", total);
+  double t0 = cli_now();
+  for (int64_t first = 0; first < total; first += batch) {
+    int64_t n = total - first < batch ? total - first : batch;
+    hawq_dataset_fill_batch(ds, first, n, &pp, input);
+    /* A short last batch runs padded: the plan's batch is fixed, extra rows are ignored. */
+    if (n < batch) memset(input + n * per_image, 0, (size_t)((batch - n) * per_image) * sizeof(float));
+    const float *inputs[1] = {input};
+    if (hawq_float_plan_run(plan, inputs, &err)) {
+      rc = cli_report(&err);
+      goto done;
+    }
+    const float *logits = hawq_float_plan_output(plan, 0);
+    for (int64_t i = 0; i < n; i++) {
+      int rank = label_rank(logits + i * classes, classes, ds->labels[first + i]);
+      r.top1 += rank == 0;
+      r.top5 += rank < 5;
+    }
+    if (all_logits) memcpy(all_logits + first * classes, logits, (size_t)(n * classes) * sizeof(float));
+    r.images += n;
+    char extra[64];
+    snprintf(extra, sizeof extra, "top-1 %.2f%% %.0f img/s", 100.0 * (double)r.top1 / (double)r.images,
+             (double)r.images / (cli_now() - t0));
+    cli_progress_update(&prog, r.images, extra);
+  }
+  r.seconds = cli_now() - t0;
+  cli_progress_finish(&prog);
+  if (logits_path) {
+    int64_t dims[2] = {total, classes};
+    if (hawq_npy_write_f32(logits_path, 2, dims, all_logits, &err)) {
+      rc = cli_report(&err);
+      goto done;
+    }
+  }
+  double top1 = 100.0 * (double)r.top1 / (double)r.images;
+  double top5 = 100.0 * (double)r.top5 / (double)r.images;
+  double ips = (double)r.images / r.seconds;
+  if (json) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "model", pos[0]);
+    cJSON_AddStringToObject(o, "data", ds->source);
+    cJSON_AddNumberToObject(o, "images", (double)r.images);
+    cJSON_AddNumberToObject(o, "top1", top1);
+    cJSON_AddNumberToObject(o, "top1_correct", (double)r.top1);
+    if (classes >= 5) cJSON_AddNumberToObject(o, "top5", top5);
+    cJSON_AddNumberToObject(o, "images_per_second", ips);
+    cJSON_AddNumberToObject(o, "seconds", r.seconds);
+    cJSON_AddNumberToObject(o, "batch", (double)batch);
+    cJSON_AddNumberToObject(o, "threads", (double)threads);
+    char *s = cJSON_Print(o);
+    if (s) puts(s);
+    cJSON_free(s);
+    cJSON_Delete(o);
+  } else {
+    printf("top-1 %.2f%% (%lld/%lld)", top1, (long long)r.top1, (long long)r.images);
+    if (classes >= 5) printf("  top-5 %.2f%%", top5);
+    printf("  %.0f img/s\n", ips);
+  }
+done:
+  free(input);
+  free(all_logits);
+  hawq_float_plan_destroy(plan);
+  hawq_dataset_destroy(ds);
+  hawq_graph_destroy(g);
+  return rc;
+}

@@ -1,0 +1,23 @@
+/* Elementwise activations: ReLU, Clip (ReLU6 and friends), LeakyReLU. */
+#include "float/ops.h"
+
+void hawq_relu_forward(const float *in, float *out, int64_t n, int threads) {
+  if (threads < 1) threads = 1;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n > 65536)
+  for (int64_t i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+}
+
+void hawq_clip_forward(const float *in, float *out, int64_t n, float lo, float hi, int threads) {
+  if (threads < 1) threads = 1;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n > 65536)
+  for (int64_t i = 0; i < n; i++) {
+    float v = in[i];
+    out[i] = v < lo ? lo : v > hi ? hi : v;
+  }
+}
+
+void hawq_leaky_relu_forward(const float *in, float *out, int64_t n, float alpha, int threads) {
+  if (threads < 1) threads = 1;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n > 65536)
+  for (int64_t i = 0; i < n; i++) out[i] = in[i] >= 0.0f ? in[i] : in[i] * alpha;
+}
