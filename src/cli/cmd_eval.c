@@ -120,17 +120,17 @@ int cmd_eval(int argc, char **argv) {
     goto done;
   }
   const hawq_tensor *in = &g->tensors[g->inputs[0]], *out = &g->tensors[g->outputs[0]];
-  if (in->rank != 4 || in->dims[1] != ds->channels || in->dims[2] != ds->height ||
-      in->dims[3] != ds->width) {
+  if (in->rank != 4) {
+    fprintf(stderr, "hawq: %s: input '%s' has rank %d, expected an image batch (N,C,H,W)\n",
+            pos[0], in->name, in->rank);
+    rc = CLI_BAD_INPUT;
+    goto done;
+  }
+  if (in->dims[1] != ds->channels || in->dims[2] != ds->height || in->dims[3] != ds->width) {
     fprintf(stderr,
-            "hawq: %s: input '%s' expects %s images, the %s has %dx%dx%d (CxHxW)\n", pos[0],
-            in->name,
-            in->rank == 4 ? "" : "non-image (not N,C,H,W)", ds->source, ds->channels, ds->height,
-            ds->width);
-    if (in->rank == 4) {
-      fprintf(stderr, "hawq: (the model's input is %lldx%lldx%lld)\n", (long long)in->dims[1],
-              (long long)in->dims[2], (long long)in->dims[3]);
-    }
+            "hawq: %s: input '%s' expects %lldx%lldx%lld images (CxHxW), the %s has %dx%dx%d\n",
+            pos[0], in->name, (long long)in->dims[1], (long long)in->dims[2],
+            (long long)in->dims[3], ds->source, ds->channels, ds->height, ds->width);
     rc = CLI_BAD_INPUT;
     goto done;
   }

@@ -60,10 +60,10 @@ int cmd_info(int argc, char **argv) {
   if (hawq_graph_load_onnx(pos[0], NULL, &g, &err)) return cli_report(&err);
 
   int64_t total_params = 0, total_macs = 0;
-  for (int t = 0; t < g->n_tensors; t++) {
-    if (g->tensors[t].kind == HAWQ_TENSOR_PARAM) total_params += hawq_tensor_numel(&g->tensors[t]);
+  for (int k = 0; k < g->n_nodes; k++) {
+    total_params += hawq_node_params(g, k);
+    total_macs += hawq_node_macs(g, k);
   }
-  for (int k = 0; k < g->n_nodes; k++) total_macs += hawq_node_macs(g, k);
   const hawq_preprocess *pp = &g->preprocess;
   char shape[128], si1[32], si2[32];
 

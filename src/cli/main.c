@@ -30,7 +30,7 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    usage(stderr);
+    fprintf(stderr, "hawq: missing command; usage: hawq <command> [options] (see 'hawq --help')\n");
     return CLI_BAD_INPUT;
   }
   const char *cmd = argv[1];

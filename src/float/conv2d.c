@@ -90,6 +90,7 @@ static void depthwise_forward(const hawq_conv2d_shape *s, const float *in, const
                               const float *b, hawq_act act, float *out, int threads) {
   const hawq_conv_attr *a = &s->attr;
   int64_t mult = s->k / s->c, rows = s->n * s->p;
+  (void)threads; /* read only by the OpenMP pragma */
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
   for (int64_t row = 0; row < rows; row++) {
     int64_t n = row / s->p, p = row % s->p;

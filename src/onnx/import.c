@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/graph.h"
 #include "core/preprocess.h"
@@ -1628,15 +1629,12 @@ hawq_status hawq_graph_load_onnx(const char *path, const hawq_import_options *op
   *out = NULL;
   FILE *f = fopen(path, "rb");
   if (!f) return hawq_fail(err, HAWQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  if (fseeko(f, 0, SEEK_END) != 0) {
+  struct stat sb;
+  if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
     fclose(f);
     return hawq_fail(err, HAWQ_ERR_IO, "%s: cannot read: not a regular file", path);
   }
-  off_t size = ftello(f);
-  if (size < 0 || fseeko(f, 0, SEEK_SET) != 0) {
-    fclose(f);
-    return hawq_fail(err, HAWQ_ERR_IO, "%s: cannot read: not a regular file", path);
-  }
+  off_t size = sb.st_size;
   if ((uint64_t)size > HAWQ_MAX_MODEL_BYTES) {
     fclose(f);
     return hawq_fail(err, HAWQ_ERR_UNSUPPORTED, "%s: %lld bytes is over protobuf's 2 GiB limit; "
