@@ -113,6 +113,7 @@ typedef struct hawq_float_plan_options {
   int batch;     /* samples per run; >= 1 */
   int threads;   /* worker threads; 0 means 1 */
   bool keep_all; /* keep every intermediate tensor (no buffer reuse), for inspection */
+  bool profile;  /* time every node (hawq_float_plan_node_seconds) */
 } hawq_float_plan_options;
 
 hawq_status hawq_float_plan_create(const hawq_graph *g, const hawq_float_plan_options *opt,
@@ -127,6 +128,9 @@ size_t hawq_float_plan_output_size(const hawq_float_plan *p, size_t i);
 /* Bytes of activation memory the plan holds (after buffer reuse). */
 size_t hawq_float_plan_activation_bytes(const hawq_float_plan *p);
 void hawq_float_plan_destroy(hawq_float_plan *p);
+/* With options.profile: seconds spent in graph node `node` over all runs so far (0 for nodes
+ * fused into an earlier one, whose time is counted there). */
+double hawq_float_plan_node_seconds(const hawq_float_plan *p, size_t node);
 
 /* Layout conversion for a tensor of the given logical shape: identity unless rank is 4,
  * where physical is NHWC. src and dst must not overlap. */

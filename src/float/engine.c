@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -43,6 +44,7 @@ struct hawq_float_plan {
   float **buf;         /* per tensor */
   int64_t (*dims)[HAWQ_MAX_RANK]; /* per tensor: logical dims with the batch */
   node_exec *exec;
+  double *node_seconds; /* per node, when profiling */
 };
 
 static void batch_dims(const hawq_float_plan *p, const hawq_tensor *t, int64_t *dims) {
@@ -264,6 +266,7 @@ hawq_status hawq_float_plan_create(const hawq_graph *g, const hawq_float_plan_op
   p->threads = opt->threads ? opt->threads : 1;
   p->keep_all = opt->keep_all;
   hawq_status st = HAWQ_OK;
+  if (opt->profile) p->node_seconds = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof(double));
   int *uses = malloc((size_t)g->n_tensors * sizeof *uses);
   int *last = malloc((size_t)g->n_tensors * sizeof *last);
   placed *items = malloc((size_t)(g->n_nodes ? g->n_nodes : 1) * sizeof *items);
@@ -332,7 +335,18 @@ void hawq_float_plan_destroy(hawq_float_plan *p) {
   free(p->buf);
   free(p->dims);
   free(p->exec);
+  free(p->node_seconds);
   free(p);
+}
+
+double hawq_float_plan_node_seconds(const hawq_float_plan *p, size_t node) {
+  return p->node_seconds && node < (size_t)p->g->n_nodes ? p->node_seconds[node] : 0.0;
+}
+
+static double seconds_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* (outer, c, inner) view of a tensor around logical axis 1, in physical layout. */
@@ -469,7 +483,14 @@ hawq_status hawq_float_plan_run(hawq_float_plan *p, const float *const *inputs,
   omp_set_num_threads(p->threads);
 #endif
   for (int k = 0; k < g->n_nodes; k++) {
-    if (!p->exec[k].skip) run_node(p, k);
+    if (p->exec[k].skip) continue;
+    if (p->node_seconds) {
+      double t0 = seconds_now();
+      run_node(p, k);
+      p->node_seconds[k] += seconds_now() - t0;
+    } else {
+      run_node(p, k);
+    }
   }
 #ifdef _OPENMP
   omp_set_num_threads(callers_threads);
