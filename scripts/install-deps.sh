@@ -7,7 +7,7 @@ set -eu
 PACKAGES="
   build-essential cmake pkg-config
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev
-  libopenblas-openmp-dev
+  libdnnl-dev
   zlib1g-dev libcjson-dev libglpk-dev
   clang libclang-rt-14-dev libomp-dev
   dataset-fashion-mnist libonnx-testdata

@@ -4,7 +4,7 @@
 void hawq_relu_forward(const float *in, float *out, int64_t n, int threads) {
   if (threads < 1) threads = 1;
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n > 65536)
-  for (int64_t i = 0; i < n; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+  for (int64_t i = 0; i < n; i++) out[i] = in[i] < 0.0f ? 0.0f : in[i]; /* NaN stays NaN */
 }
 
 void hawq_clip_forward(const float *in, float *out, int64_t n, float lo, float hi, int threads) {

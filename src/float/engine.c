@@ -6,6 +6,8 @@
  * do not overlap share memory (greedy, largest first). keep_all gives every tensor its own
  * memory and turns off fusion, so each intermediate can be read after a run.
  *
+ * Convolutions run as oneDNN primitives created here, once per plan (src/float/conv2d.c).
+ *
  * Inference fusions (off with keep_all):
  *   Conv -> BatchNormalization    BN folded into a per-plan copy of the conv's weights and bias
  *   Conv/Gemm/BN/Add -> Relu|Clip the activation applied in the producer's epilogue
@@ -29,14 +31,16 @@ typedef struct node_exec {
   hawq_act act;     /* activation fused into the epilogue */
   const float *w;   /* conv/gemm weights in use (the graph's, folded or packed) */
   const float *b;   /* bias in use, or NULL */
-  float *owned_w;   /* per-plan weight copy (BN folding, depthwise packing), freed with plan */
+  float *owned_w;   /* per-plan weight copy (BN folding), freed with plan */
   float *owned_b;
+  hawq_conv2d *conv; /* the prepared convolution */
 } node_exec;
 
 struct hawq_float_plan {
   const hawq_graph *g;
   int batch, threads;
   bool keep_all;
+  hawq_dnnl_context dnnl;
   float *arena;
   size_t arena_floats;
   float *workspace;
@@ -169,19 +173,17 @@ static hawq_status prepare_nodes(hawq_float_plan *p, const int *uses, hawq_error
       }
     }
   }
-  /* Depthwise weights are repacked once, after any BN folding. */
+  /* Convolutions become oneDNN primitives, after any BN folding and activation fusion. */
   for (int k = 0; k < g->n_nodes; k++) {
     const hawq_node *n = &g->nodes[k];
     node_exec *e = &p->exec[k];
     if (e->skip || n->op != HAWQ_OP_CONV) continue;
     hawq_conv2d_shape s = conv_shape(p, n);
-    if (!hawq_conv2d_is_depthwise(&s)) continue;
-    float *packed = hawq_alloc_floats((size_t)(s.k * s.r * s.s));
-    if (!packed) return hawq_fail(err, HAWQ_ERR_NO_MEMORY, "out of memory packing weights");
-    hawq_conv2d_pack_depthwise(&s, e->w, packed);
-    hawq_free(e->owned_w);
-    e->owned_w = packed;
-    e->w = packed;
+    hawq_status st = hawq_conv2d_create(&p->dnnl, &s, e->w, e->b, e->act, &e->conv, err);
+    if (st) {
+      hawq_error_prefix(err, n->name);
+      return st;
+    }
   }
   return HAWQ_OK;
 }
@@ -189,10 +191,6 @@ static hawq_status prepare_nodes(hawq_float_plan *p, const int *uses, hawq_error
 /* Workspace floats a node needs. */
 static size_t node_workspace(const hawq_float_plan *p, int k) {
   const hawq_node *n = &p->g->nodes[k];
-  if (n->op == HAWQ_OP_CONV) {
-    hawq_conv2d_shape s = conv_shape(p, n);
-    return hawq_conv2d_workspace(&s, p->threads);
-  }
   if (n->op == HAWQ_OP_RESHAPE) {
     const hawq_tensor *t = &p->g->tensors[n->output];
     return t->rank == 4 && p->g->tensors[n->inputs[0]].rank == 4
@@ -289,6 +287,7 @@ hawq_status hawq_float_plan_create(const hawq_graph *g, const hawq_float_plan_op
     if (tt->kind == HAWQ_TENSOR_PARAM) p->buf[t] = tt->data;
   }
   usage(g, uses, last);
+  if ((st = hawq_dnnl_context_create(&p->dnnl, err))) goto done;
   if ((st = prepare_nodes(p, uses, err))) goto done;
   int n_items = 0;
   p->arena_floats = plan_memory(p, last, items, &n_items);
@@ -326,10 +325,12 @@ void hawq_float_plan_destroy(hawq_float_plan *p) {
   if (!p) return;
   if (p->exec) {
     for (int k = 0; k < p->g->n_nodes; k++) {
+      hawq_conv2d_destroy(p->exec[k].conv);
       hawq_free(p->exec[k].owned_w);
       hawq_free(p->exec[k].owned_b);
     }
   }
+  hawq_dnnl_context_destroy(&p->dnnl);
   hawq_free(p->arena);
   hawq_free(p->workspace);
   free(p->buf);
@@ -363,7 +364,7 @@ static void channel_view(int rank, const int64_t *d, int64_t *outer, int64_t *c,
   for (int k = 2; k < rank; k++) *inner *= d[k];
 }
 
-static void run_node(hawq_float_plan *p, int k) {
+static hawq_status run_node(hawq_float_plan *p, int k, hawq_error *err) {
   const hawq_graph *g = p->g;
   const hawq_node *n = &g->nodes[k];
   const node_exec *e = &p->exec[k];
@@ -375,8 +376,11 @@ static void run_node(hawq_float_plan *p, int k) {
   int64_t xn = dims_numel(xr, xd);
   switch (n->op) {
     case HAWQ_OP_CONV: {
-      hawq_conv2d_shape s = conv_shape(p, n);
-      hawq_conv2d_forward(&s, x, e->w, e->b, e->act, y, p->workspace, th);
+      hawq_status st = hawq_conv2d_forward(e->conv, x, y, err);
+      if (st) {
+        hawq_error_prefix(err, n->name);
+        return st;
+      }
       break;
     }
     case HAWQ_OP_BATCHNORM: {
@@ -464,6 +468,7 @@ static void run_node(hawq_float_plan *p, int k) {
     }
     case HAWQ_OP_COUNT: break;
   }
+  return HAWQ_OK;
 }
 
 hawq_status hawq_float_plan_run(hawq_float_plan *p, const float *const *inputs,
@@ -477,25 +482,22 @@ hawq_status hawq_float_plan_run(hawq_float_plan *p, const float *const *inputs,
     p->buf[g->inputs[i]] = (float *)inputs[i]; /* read only: no node writes an input */
   }
 #ifdef _OPENMP
-  /* OpenBLAS sizes its own parallelism (for a GEMM hawq does not split) from this thread's
-   * OpenMP thread count: set it to the plan's for the run, and give the caller's back. */
+  /* oneDNN sizes its parallelism from this thread's OpenMP thread count: set it to the plan's
+   * for the run, and give the caller's back. */
   int callers_threads = omp_get_max_threads();
   omp_set_num_threads(p->threads);
 #endif
-  for (int k = 0; k < g->n_nodes; k++) {
+  hawq_status st = HAWQ_OK;
+  for (int k = 0; k < g->n_nodes && !st; k++) {
     if (p->exec[k].skip) continue;
-    if (p->node_seconds) {
-      double t0 = seconds_now();
-      run_node(p, k);
-      p->node_seconds[k] += seconds_now() - t0;
-    } else {
-      run_node(p, k);
-    }
+    double t0 = p->node_seconds ? seconds_now() : 0;
+    st = run_node(p, k, err);
+    if (p->node_seconds) p->node_seconds[k] += seconds_now() - t0;
   }
 #ifdef _OPENMP
   omp_set_num_threads(callers_threads);
 #endif
-  return HAWQ_OK;
+  return st;
 }
 
 const float *hawq_float_plan_output(const hawq_float_plan *p, size_t i) {

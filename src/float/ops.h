@@ -22,7 +22,15 @@ static inline float hawq_act_apply(hawq_act a, float v) {
   return v < a.lo ? a.lo : v > a.hi ? a.hi : v;
 }
 
-/* ---- conv2d.c ---- */
+/* ---- conv2d.c: through oneDNN ---- */
+/* The oneDNN CPU engine and stream a plan's primitives run on. */
+typedef struct hawq_dnnl_context {
+  struct dnnl_engine *engine;
+  struct dnnl_stream *stream;
+} hawq_dnnl_context;
+hawq_status hawq_dnnl_context_create(hawq_dnnl_context *ctx, hawq_error *err);
+void hawq_dnnl_context_destroy(hawq_dnnl_context *ctx);
+
 typedef struct hawq_conv2d_shape {
   int64_t n, h, w, c;  /* input NHWC */
   int64_t p, q, k;     /* output N,P,Q,K */
@@ -30,16 +38,18 @@ typedef struct hawq_conv2d_shape {
   hawq_conv_attr attr;
 } hawq_conv2d_shape;
 
-/* Floats of workspace conv2d_forward needs with `threads` threads. */
-size_t hawq_conv2d_workspace(const hawq_conv2d_shape *s, int threads);
-/* Weights for the depthwise path (groups == c, one input channel per group) are repacked
- * (K,R,S,1) -> (R,S,K) so the inner loop runs over contiguous channels: `w` must then be the
- * packed array from hawq_conv2d_pack_depthwise. */
-bool hawq_conv2d_is_depthwise(const hawq_conv2d_shape *s);
-void hawq_conv2d_pack_depthwise(const hawq_conv2d_shape *s, const float *w, float *packed);
-/* in (n,h,w,c)  w (k,r,s,c/g) or packed  b (k) or NULL  out (n,p,q,k) */
-void hawq_conv2d_forward(const hawq_conv2d_shape *s, const float *in, const float *w,
-                         const float *b, hawq_act act, float *out, float *workspace, int threads);
+/* A convolution prepared for one shape and batch: oneDNN chooses the kernel for this CPU, the
+ * weights w (K, R, S, C/g) are copied into its layout, the activation becomes a post-op. The
+ * bias b (K, or NULL) is referenced, not copied: it must outlive the convolution. */
+typedef struct hawq_conv2d hawq_conv2d;
+hawq_status hawq_conv2d_create(const hawq_dnnl_context *ctx, const hawq_conv2d_shape *s,
+                               const float *w, const float *b, hawq_act act, hawq_conv2d **out,
+                               hawq_error *err);
+/* in (n,h,w,c) -> out (n,p,q,k). Threads: the calling thread's OpenMP thread count. */
+hawq_status hawq_conv2d_forward(hawq_conv2d *c, const float *in, float *out, hawq_error *err);
+void hawq_conv2d_destroy(hawq_conv2d *c); /* NULL is fine */
+/* oneDNN's name for the kernel it chose, e.g. "brgconv:avx512_core". */
+const char *hawq_conv2d_impl(const hawq_conv2d *c);
 
 /* ---- batchnorm.c ---- */
 /* x viewed as (outer, c, inner): y = (x - mean) / sqrt(var + eps) * scale + bias. */
@@ -75,8 +85,9 @@ void hawq_global_maxpool_forward(const float *in, float *out, int64_t n, int64_t
 /* out (rows, n) = in (rows, k) * w^T (w is (n, k)) + b */
 void hawq_gemm_forward(const float *in, const float *w, const float *b, float *out, int64_t rows,
                        int64_t n, int64_t k, hawq_act act, int threads);
-/* The parallel sgemm behind conv and gemm: C (m,n) = A (m,k) * B^T (B is (n,k)), row-major
- * with leading dimensions; beta 0 or 1. */
+/* C (m,n) = A (m,k) * B^T (B is (n,k)) + beta C, row-major with leading dimensions, through
+ * oneDNN's sgemm: single-threaded inside a parallel region, else the calling thread's OpenMP
+ * thread count. */
 void hawq_sgemm_nt(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
                    int64_t ldb, float beta, float *c, int64_t ldc);
 

@@ -2,7 +2,7 @@
  * what ONNX exporters describe): with ceil_mode a window may run past the padded input and is
  * clipped; an average with count_include_pad divides by the window clipped to the padded input,
  * without it by the number of real input pixels under the window. */
-#include <float.h>
+#include <math.h>
 #include <string.h>
 
 #include "float/ops.h"
@@ -36,7 +36,7 @@ void hawq_maxpool_forward(const hawq_pool_shape *s, const float *in, float *out,
     int64_t n = row / s->p, p = row % s->p;
     for (int64_t q = 0; q < s->q; q++) {
       float *o = out + (row * s->q + q) * s->c;
-      for (int64_t c = 0; c < s->c; c++) o[c] = -FLT_MAX;
+      for (int64_t c = 0; c < s->c; c++) o[c] = -INFINITY;
       int64_t h0 = p * a->stride[0] - a->pad[0], w0 = q * a->stride[1] - a->pad[1];
       for (int r = 0; r < a->kernel[0]; r++) {
         int64_t ih = h0 + (int64_t)r * a->dilation[0];
@@ -45,7 +45,8 @@ void hawq_maxpool_forward(const hawq_pool_shape *s, const float *in, float *out,
           int64_t iw = w0 + (int64_t)t * a->dilation[1];
           if (iw < 0 || iw >= s->w) continue;
           const float *x = in + ((n * s->h + ih) * s->w + iw) * s->c;
-          for (int64_t c = 0; c < s->c; c++) o[c] = x[c] > o[c] ? x[c] : o[c];
+          /* NaN propagates, as in PyTorch */
+          for (int64_t c = 0; c < s->c; c++) o[c] = (x[c] > o[c] || x[c] != x[c]) ? x[c] : o[c];
         }
       }
     }
@@ -97,10 +98,10 @@ void hawq_global_maxpool_forward(const float *in, float *out, int64_t n, int64_t
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n > 1)
   for (int64_t b = 0; b < n; b++) {
     float *o = out + b * c;
-    for (int64_t k = 0; k < c; k++) o[k] = -FLT_MAX;
+    for (int64_t k = 0; k < c; k++) o[k] = -INFINITY;
     for (int64_t i = 0; i < hw; i++) {
       const float *x = in + (b * hw + i) * c;
-      for (int64_t k = 0; k < c; k++) o[k] = x[k] > o[k] ? x[k] : o[k];
+      for (int64_t k = 0; k < c; k++) o[k] = (x[k] > o[k] || x[k] != x[k]) ? x[k] : o[k];
     }
   }
 }
