@@ -219,6 +219,8 @@ static int add_node(importer *im, const node_ctx *c, hawq_op op, int n_in, const
   return k;
 }
 
+/* The tensor at index t. The pointer is invalidated by the next tensor added (the array grows):
+ * emitters keep copies. */
 static const hawq_tensor *T(const importer *im, int t) { return &im->g->tensors[t]; }
 
 /* Shape description for messages, e.g. "Nx3x224x224". */
@@ -376,9 +378,10 @@ static hawq_status emit_conv(const emit_args *a) {
       (st = need_const(a, 2, "B", true))) {
     return st;
   }
-  const hawq_tensor *x = T(a->im, a->in[0]->tensor);
+  hawq_tensor x_local = *T(a->im, a->in[0]->tensor); /* a copy: adding tensors moves the array */
+  const hawq_tensor *x = &x_local;
   if ((st = need_rank4(a, x))) return st;
-  const value *w = a->in[1];
+  const value *w = a->in[1], *bias = a->n_in > 2 ? a->in[2] : NULL;
   if (w->rank != 4) return FAIL(HAWQ_ERR_UNSUPPORTED, "weight has rank %d, expected 4", w->rank);
   int64_t group, K = w->dims[0], Cg = w->dims[1], R = w->dims[2], Sk = w->dims[3];
   if ((st = attr_int(a->c, a->n, "group", 1, &group, a->im->err))) return st;
@@ -398,8 +401,8 @@ static hawq_status emit_conv(const emit_args *a) {
     return FAIL(HAWQ_ERR_PARSE, "kernel_shape does not match the weight's %lldx%lld",
                 (long long)R, (long long)Sk);
   }
-  if (a->in[2] && (a->in[2]->count != K)) {
-    return FAIL(HAWQ_ERR_PARSE, "bias has %lld values, expected %lld", (long long)a->in[2]->count,
+  if (bias && bias->count != K) {
+    return FAIL(HAWQ_ERR_PARSE, "bias has %lld values, expected %lld", (long long)bias->count,
                 (long long)K);
   }
   hawq_conv_attr at = {.groups = (int)group};
@@ -428,8 +431,8 @@ static hawq_status emit_conv(const emit_args *a) {
   int wt = add_param(a->im, a->c, w, a->in_names[1], 4, w->dims);
   if (wt < 0) return a->im->err->status;
   int bt = -1;
-  if (a->in[2]) {
-    bt = add_param(a->im, a->c, a->in[2], a->in_names[2], 1, &K);
+  if (bias) {
+    bt = add_param(a->im, a->c, bias, a->in_names[2], 1, &K);
     if (bt < 0) return a->im->err->status;
   }
   int ins[3] = {a->in[0]->tensor, wt, bt};
@@ -442,7 +445,8 @@ static hawq_status emit_conv(const emit_args *a) {
 static hawq_status emit_pool(const emit_args *a, bool is_max) {
   hawq_status st;
   if ((st = need_runtime(a, 0, "X"))) return st;
-  const hawq_tensor *x = T(a->im, a->in[0]->tensor);
+  hawq_tensor x_local = *T(a->im, a->in[0]->tensor); /* a copy: adding tensors moves the array */
+  const hawq_tensor *x = &x_local;
   if ((st = need_rank4(a, x))) return st;
   hawq_pool_attr at;
   memset(&at, 0, sizeof at);
@@ -502,7 +506,8 @@ static hawq_status emit_pool(const emit_args *a, bool is_max) {
 static hawq_status emit_global_pool(const emit_args *a, hawq_op op) {
   hawq_status st;
   if ((st = need_runtime(a, 0, "X"))) return st;
-  const hawq_tensor *x = T(a->im, a->in[0]->tensor);
+  hawq_tensor x_local = *T(a->im, a->in[0]->tensor); /* a copy: adding tensors moves the array */
+  const hawq_tensor *x = &x_local;
   if ((st = need_rank4(a, x))) return st;
   int ins[1] = {a->in[0]->tensor};
   int64_t dims[4] = {x->dims[0], x->dims[1], 1, 1};
@@ -517,7 +522,8 @@ static hawq_status emit_batchnorm(const emit_args *a) {
   for (int k = 1; k < 5; k++) {
     if ((st = need_const(a, k, names[k], false))) return st;
   }
-  const hawq_tensor *x = T(a->im, a->in[0]->tensor);
+  hawq_tensor x_local = *T(a->im, a->in[0]->tensor); /* a copy: adding tensors moves the array */
+  const hawq_tensor *x = &x_local;
   if (x->rank < 2) return FAIL(HAWQ_ERR_UNSUPPORTED, "input has rank %d, expected >= 2", x->rank);
   int64_t C = x->dims[1], training = 0, spatial = 1;
   float eps;
@@ -568,7 +574,8 @@ static hawq_status scalar_input(const emit_args *a, int k, const char *what, flo
 static hawq_status emit_unary(const emit_args *a, hawq_op op) {
   hawq_status st;
   if ((st = need_runtime(a, 0, "X"))) return st;
-  const hawq_tensor *x = T(a->im, a->in[0]->tensor);
+  hawq_tensor x_local = *T(a->im, a->in[0]->tensor); /* a copy: adding tensors moves the array */
+  const hawq_tensor *x = &x_local;
   hawq_clip_attr clip = {-FLT_MAX, FLT_MAX};
   float alpha = 0.01f;
   if (op == HAWQ_OP_CLIP) {
@@ -713,7 +720,8 @@ static hawq_status emit_gemm(const emit_args *a, bool matmul) {
   }
   if ((st = need_const(a, 1, "B", false)) || (st = need_const(a, 2, "C", true))) return st;
   int xt = a->in[0]->tensor;
-  const hawq_tensor *x = T(a->im, xt);
+  hawq_tensor x_local = *T(a->im, xt); /* a copy: adding tensors moves the array */
+  const hawq_tensor *x = &x_local;
   const value *b = a->in[1];
   float alpha = 1, beta = 1;
   int64_t trans_a = 0, trans_b = 0;
@@ -738,7 +746,7 @@ static hawq_status emit_gemm(const emit_args *a, bool matmul) {
     char name[512];
     snprintf(name, sizeof name, "%s/transposed_A", a->out_name);
     if ((st = emit_transpose_node(a, xt, perm, &xt, name))) return st;
-    x = T(a->im, xt);
+    x_local = *T(a->im, xt);
   }
   int64_t k = x->dims[x->rank - 1];
   int64_t bk = trans_b ? b->dims[1] : b->dims[0], n_out = trans_b ? b->dims[0] : b->dims[1];
@@ -871,7 +879,8 @@ static hawq_status resolve_runtime_reshape(const emit_args *a, const hawq_tensor
 
 static hawq_status emit_reshape_to(const emit_args *a, int rank, const int64_t *dims) {
   hawq_status st;
-  const hawq_tensor *x = T(a->im, a->in[0]->tensor);
+  hawq_tensor x_local = *T(a->im, a->in[0]->tensor); /* a copy: adding tensors moves the array */
+  const hawq_tensor *x = &x_local;
   int ins[1] = {a->in[0]->tensor};
   emit(a, HAWQ_OP_RESHAPE, 1, ins, rank, dims, x->batched, &st);
   return st;
@@ -880,7 +889,8 @@ static hawq_status emit_reshape_to(const emit_args *a, int rank, const int64_t *
 static hawq_status emit_reshape(const emit_args *a) {
   hawq_status st;
   if ((st = need_runtime(a, 0, "data"))) return st;
-  const hawq_tensor *x = T(a->im, a->in[0]->tensor);
+  hawq_tensor x_local = *T(a->im, a->in[0]->tensor); /* a copy: adding tensors moves the array */
+  const hawq_tensor *x = &x_local;
   const char *op = a->c->op_type;
   int64_t dims[HAWQ_MAX_RANK];
   int r;
@@ -945,7 +955,8 @@ static hawq_status emit_reshape(const emit_args *a) {
 
 static hawq_status emit_transpose_node(const emit_args *a, int x, const int *perm, int *out_t,
                                        const char *name) {
-  const hawq_tensor *t = T(a->im, x);
+  hawq_tensor t_local = *T(a->im, x); /* a copy: adding tensors moves the array */
+  const hawq_tensor *t = &t_local;
   int64_t dims[HAWQ_MAX_RANK];
   for (int k = 0; k < t->rank; k++) dims[k] = t->dims[perm[k]];
   if (t->batched && perm[0] != 0) {
@@ -1047,7 +1058,8 @@ static hawq_status emit_concat(const emit_args *a) {
 static hawq_status emit_pad(const emit_args *a) {
   hawq_status st;
   if ((st = need_runtime(a, 0, "data"))) return st;
-  const hawq_tensor *x = T(a->im, a->in[0]->tensor);
+  hawq_tensor x_local = *T(a->im, a->in[0]->tensor); /* a copy: adding tensors moves the array */
+  const hawq_tensor *x = &x_local;
   char mode[32];
   if ((st = attr_string(a->c, a->n, "mode", "constant", mode, sizeof mode, a->im->err))) return st;
   if (strcmp(mode, "constant")) {
@@ -1097,7 +1109,8 @@ static hawq_status emit_pad(const emit_args *a) {
 static hawq_status emit_softmax(const emit_args *a) {
   hawq_status st;
   if ((st = need_runtime(a, 0, "input"))) return st;
-  const hawq_tensor *x = T(a->im, a->in[0]->tensor);
+  hawq_tensor x_local = *T(a->im, a->in[0]->tensor); /* a copy: adding tensors moves the array */
+  const hawq_tensor *x = &x_local;
   int64_t axis;
   if ((st = attr_int(a->c, a->n, "axis", a->c->opset < 13 ? 1 : -1, &axis, a->im->err))) return st;
   if (axis < 0) axis += x->rank;
@@ -1120,7 +1133,8 @@ static hawq_status emit_softmax(const emit_args *a) {
 /* Shape of a runtime tensor: a constant, with the batch symbolic. */
 static hawq_status emit_shape(const emit_args *a) {
   hawq_status st;
-  const hawq_tensor *x = T(a->im, a->in[0]->tensor);
+  hawq_tensor x_local = *T(a->im, a->in[0]->tensor); /* a copy: adding tensors moves the array */
+  const hawq_tensor *x = &x_local;
   int64_t start, end;
   if ((st = attr_int(a->c, a->n, "start", 0, &start, a->im->err)) ||
       (st = attr_int(a->c, a->n, "end", x->rank, &end, a->im->err))) {
