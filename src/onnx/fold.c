@@ -24,7 +24,27 @@ static bool make_like(value *out, const value *like, int rank, const int64_t *di
   return true;
 }
 
-static int norm_axis(int64_t axis, int rank) { return (int)(axis < 0 ? axis + rank : axis); }
+/* axis made non-negative; -1 (invalid for every caller) when far out of range. */
+static int norm_axis(int64_t axis, int rank) {
+  if (axis < -2 * HAWQ_MAX_RANK || axis > 2 * HAWQ_MAX_RANK) return -1;
+  return (int)(axis < 0 ? axis + rank : axis);
+}
+
+/* Folding may shrink or reorder constants without limit (a transposed weight), but a result
+ * larger than every input (broadcasting, ConstantOfShape, Concat, Gather) is capped, so a tiny
+ * hostile file cannot make the importer allocate gigabytes. */
+#define HAWQ_MAX_FOLD_GROWTH ((int64_t)1 << 24)
+
+static hawq_status check_growth(const node_ctx *c, int rank, const int64_t *dims,
+                                int64_t largest_input, hawq_error *err) {
+  int64_t n = shape_numel(rank, dims);
+  if (n < 0 || (n > HAWQ_MAX_FOLD_GROWTH && n > largest_input)) {
+    return node_fail(c, err, HAWQ_ERR_UNSUPPORTED,
+                     "folding would build a constant of more than 2^24 elements from smaller "
+                     "inputs");
+  }
+  return HAWQ_OK;
+}
 
 /* Row-major strides of a shape. */
 static void strides_of(int rank, const int64_t *dims, int64_t *st) {
@@ -159,6 +179,9 @@ static hawq_status fold_gather(const node_ctx *c, const Onnx__NodeProto *n, valu
   for (int a = 0; a < axis; a++) dims[k++] = data->dims[a];
   for (int a = 0; a < idx->rank; a++) dims[k++] = idx->dims[a];
   for (int a = axis + 1; a < data->rank; a++) dims[k++] = data->dims[a];
+  if ((st = check_growth(c, r, dims, data->count > idx->count ? data->count : idx->count, err))) {
+    return st;
+  }
   if (!make_like(out, data, r, dims)) return oom(c, err);
   int64_t outer = 1, inner = 1, len = data->dims[axis];
   for (int a = 0; a < axis; a++) outer *= data->dims[a];
@@ -214,6 +237,9 @@ static hawq_status fold_concat(const node_ctx *c, const Onnx__NodeProto *n, valu
     }
     dims[axis] += v->dims[axis];
   }
+  int64_t largest = 0;
+  for (int k = 0; k < n_in; k++) largest = in[k]->count > largest ? in[k]->count : largest;
+  if ((st = check_growth(c, rank, dims, largest, err))) return st;
   if (!make_like(out, first, rank, dims)) return oom(c, err);
   int64_t outer = 1, inner = 1;
   for (int a = 0; a < axis; a++) outer *= dims[a];
@@ -318,6 +344,7 @@ static hawq_status fold_slice(const node_ctx *c, const Onnx__NodeProto *n, value
     seen[a] = true;
     int64_t step = nst >= 0 ? steps[k] : 1, d = x->dims[a];
     if (step == 0) return node_fail(c, err, HAWQ_ERR_PARSE, "step 0");
+    if (step < -INT64_MAX) step = -INT64_MAX; /* so that -step exists; the result is the same */
     int64_t s = starts[k], e = ends[k];
     if (s < 0) s += d;
     if (e < 0) e += d;
@@ -325,11 +352,11 @@ static hawq_status fold_slice(const node_ctx *c, const Onnx__NodeProto *n, value
     if (step > 0) {
       s = clamp64(s, 0, d);
       e = clamp64(e, 0, d);
-      len = e > s ? (e - s + step - 1) / step : 0;
+      len = e > s ? (e - s - 1) / step + 1 : 0;
     } else {
       s = clamp64(s, -1, d - 1);
       e = clamp64(e, -1, d - 1);
-      len = s > e ? (s - e + (-step) - 1) / (-step) : 0;
+      len = s > e ? (s - e - 1) / (-step) + 1 : 0;
     }
     b[a] = s;
     stp[a] = step;
@@ -419,6 +446,8 @@ static hawq_status fold_binary(const node_ctx *c, const char *op, const value *a
   if (!broadcast_shape(a->rank, a->dims, b->rank, b->dims, &r, dims)) {
     return node_fail(c, err, HAWQ_ERR_PARSE, "input shapes do not broadcast");
   }
+  hawq_status st = check_growth(c, r, dims, a->count > b->count ? a->count : b->count, err);
+  if (st) return st;
   if (!make_like(out, a, r, dims)) return oom(c, err);
   int64_t as[HAWQ_MAX_RANK], bs[HAWQ_MAX_RANK], idx[HAWQ_MAX_RANK] = {0};
   {
@@ -444,21 +473,28 @@ static hawq_status fold_binary(const node_ctx *c, const char *op, const value *a
       out->f[k] = o == 'A' ? x + y : o == 'S' ? x - y : o == 'M' ? x * y : x / y;
     } else {
       hawq_sym x = a->i[ia], y = b->i[ib], z;
+      bool overflow = false;
       if (o == 'A') {
-        z = (hawq_sym){x.c + y.c, x.n + y.n};
+        overflow = __builtin_add_overflow(x.c, y.c, &z.c) || __builtin_add_overflow(x.n, y.n, &z.n);
       } else if (o == 'S') {
-        z = (hawq_sym){x.c - y.c, x.n - y.n};
+        overflow = __builtin_sub_overflow(x.c, y.c, &z.c) || __builtin_sub_overflow(x.n, y.n, &z.n);
       } else if (o == 'M') {
         if (x.n != 0 && y.n != 0) goto nonlinear;
-        z = x.n ? (hawq_sym){x.c * y.c, x.n * y.c} : (hawq_sym){x.c * y.c, x.c * y.n};
+        hawq_sym v = x.n ? x : y, f = x.n ? y : x; /* v may hold N, f does not */
+        overflow = __builtin_mul_overflow(v.c, f.c, &z.c) || __builtin_mul_overflow(v.n, f.c, &z.n);
       } else {
         if (y.n != 0) goto nonlinear;
         if (y.c == 0) {
           value_free(out);
           return node_fail(c, err, HAWQ_ERR_PARSE, "integer division by zero");
         }
-        if (x.n != 0 && (x.n % y.c != 0 || x.c % y.c != 0)) goto nonlinear;
-        z = (hawq_sym){x.c / y.c, x.n / y.c};
+        overflow = y.c == -1 && (x.c == INT64_MIN || x.n == INT64_MIN);
+        if (!overflow && x.n != 0 && (x.n % y.c != 0 || x.c % y.c != 0)) goto nonlinear;
+        if (!overflow) z = (hawq_sym){x.c / y.c, x.n / y.c};
+      }
+      if (overflow) {
+        value_free(out);
+        return node_fail(c, err, HAWQ_ERR_PARSE, "integer overflow in shape arithmetic");
       }
       out->i[k] = z;
     }
@@ -585,6 +621,10 @@ hawq_status fold_node(const node_ctx *c, const Onnx__NodeProto *n, value *const 
         value_free(&fill);
         return node_fail(c, err, HAWQ_ERR_PARSE, "shape entry %d is negative", k);
       }
+    }
+    if ((st = check_growth(c, nd, dims, 1, err))) {
+      value_free(&fill);
+      return st;
     }
     if (!make_like(out, &fill, nd, dims)) {
       value_free(&fill);

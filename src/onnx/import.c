@@ -46,6 +46,10 @@ typedef struct importer {
   value *values;
   char **unavailable; /* per value: why it cannot be used (extra outputs), or NULL */
   int n_values, cap_values;
+  /* names of the IR graph's tensors, for unique_name (open addressing; keys borrowed from the
+   * graph) */
+  size_t names_cap, names_n;
+  const char **names;
 } importer;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -127,7 +131,40 @@ oom:
   return hawq_fail(im->err, HAWQ_ERR_NO_MEMORY, "%s: out of memory", im->file);
 }
 
+static bool names_contains(const importer *im, const char *name) {
+  if (!im->names_cap) return false;
+  size_t mask = im->names_cap - 1;
+  for (size_t k = hash_str(name) & mask; im->names[k]; k = (k + 1) & mask) {
+    if (strcmp(im->names[k], name) == 0) return true;
+  }
+  return false;
+}
+
+/* Records a graph tensor name (owned by the graph, which outlives the importer's use). */
+static bool names_add(importer *im, const char *name) {
+  if (2 * (im->names_n + 1) > im->names_cap) {
+    size_t cap = im->names_cap ? 2 * im->names_cap : 256;
+    const char **keys = calloc(cap, sizeof *keys);
+    if (!keys) return false;
+    for (size_t k = 0; k < im->names_cap; k++) {
+      if (!im->names[k]) continue;
+      size_t j = hash_str(im->names[k]) & (cap - 1);
+      while (keys[j]) j = (j + 1) & (cap - 1);
+      keys[j] = im->names[k];
+    }
+    free(im->names);
+    im->names = keys;
+    im->names_cap = cap;
+  }
+  size_t j = hash_str(name) & (im->names_cap - 1);
+  while (im->names[j]) j = (j + 1) & (im->names_cap - 1);
+  im->names[j] = name;
+  im->names_n++;
+  return true;
+}
+
 static void env_free(importer *im) {
+  free(im->names);
   for (size_t k = 0; k < im->map_cap; k++) free(im->map_keys[k]);
   for (int k = 0; k < im->n_values; k++) {
     value_free(&im->values[k]);
@@ -153,30 +190,46 @@ static hawq_status oom(importer *im) {
   return hawq_fail(im->err, HAWQ_ERR_NO_MEMORY, "%s: out of memory", im->file);
 }
 
-/* A tensor name not yet used in the graph: base, or base#2, base#3, ... */
-static void unique_name(const importer *im, const char *base, char *out, size_t size) {
+/* A tensor name not yet used in the graph: base, or base#2, base#3, ... (malloc'd; NULL if out
+ * of memory). */
+static char *unique_name(const importer *im, const char *base) {
+  size_t size = strlen(base) + 24;
+  char *out = malloc(size);
+  if (!out) return NULL;
   snprintf(out, size, "%s", base);
-  for (int k = 2; hawq_graph_find_tensor(im->g, out) >= 0; k++) {
-    snprintf(out, size, "%s#%d", base, k);
+  for (long k = 2; names_contains(im, out); k++) snprintf(out, size, "%s#%ld", base, k);
+  return out;
+}
+
+/* Adds a tensor under a unique version of `name`; -1 if out of memory (error set). */
+static int add_named_tensor(importer *im, const char *name, hawq_tensor_kind kind, int rank,
+                            const int64_t *dims, bool batched) {
+  char *uname = unique_name(im, name);
+  int t = uname ? hawq_graph_add_tensor(im->g, uname, kind, rank, dims, batched) : -1;
+  free(uname);
+  if (t < 0 || !names_add(im, im->g->tensors[t].name)) {
+    oom(im);
+    return -1;
   }
+  return t;
 }
 
 /* A parameter tensor holding constant v reshaped to the logical shape (rank, dims) (same
- * element count), stored physically. Returns the tensor index or -1 (error set). */
-static int add_param(importer *im, const node_ctx *c, const value *v, const char *name,
-                     int rank, const int64_t *dims) {
+ * element count), stored physically. A constant used again with the same shape (a shared
+ * weight) gives the same tensor. Returns the tensor index or -1 (error set). */
+static int add_param(importer *im, const node_ctx *c, value *v, const char *name, int rank,
+                     const int64_t *dims) {
   if (v->type != CONST_FLOAT) {
     node_fail(c, im->err, HAWQ_ERR_UNSUPPORTED, "input '%s' is %s, expected float32", name,
               onnx_dtype_name(v->onnx_dtype));
     return -1;
   }
-  char uname[512];
-  unique_name(im, name, uname, sizeof uname);
-  int t = hawq_graph_add_tensor(im->g, uname, HAWQ_TENSOR_PARAM, rank, dims, false);
-  if (t < 0) {
-    oom(im);
-    return -1;
+  if (v->param_plus1 && v->param_rank == rank &&
+      !memcmp(v->param_dims, dims, (size_t)rank * sizeof *dims)) {
+    return v->param_plus1 - 1;
   }
+  int t = add_named_tensor(im, name, HAWQ_TENSOR_PARAM, rank, dims, false);
+  if (t < 0) return -1;
   float *data = hawq_alloc_floats((size_t)v->count);
   if (!data) {
     oom(im);
@@ -184,6 +237,9 @@ static int add_param(importer *im, const node_ctx *c, const value *v, const char
   }
   hawq_tensor_to_physical(v->f, data, rank, dims);
   im->g->tensors[t].data = data;
+  v->param_plus1 = t + 1;
+  v->param_rank = rank;
+  memcpy(v->param_dims, dims, (size_t)rank * sizeof *dims);
   return t;
 }
 
@@ -205,11 +261,7 @@ static int add_activation(importer *im, const node_ctx *c, const char *name, int
               "output would have more than 2^32 elements per sample");
     return -1;
   }
-  char uname[512];
-  unique_name(im, name, uname, sizeof uname);
-  int t = hawq_graph_add_tensor(im->g, uname, HAWQ_TENSOR_ACTIVATION, rank, d, batched);
-  if (t < 0) oom(im);
-  return t;
+  return add_named_tensor(im, name, HAWQ_TENSOR_ACTIVATION, rank, d, batched);
 }
 
 static int add_node(importer *im, const node_ctx *c, hawq_op op, int n_in, const int *in,
@@ -257,7 +309,8 @@ typedef struct emit_args {
 static hawq_status need_runtime(const emit_args *a, int k, const char *what) {
   if (k >= a->n_in || !a->in[k]) return FAIL(HAWQ_ERR_PARSE, "missing input %d (%s)", k, what);
   if (a->in[k]->kind != VALUE_RUNTIME) {
-    return FAIL(HAWQ_ERR_INTERNAL, "input %d (%s) is constant", k, what);
+    return FAIL(HAWQ_ERR_UNSUPPORTED, "input %d (%s) is a constant; hawq needs it computed from "
+                "the graph's input", k, what);
   }
   return HAWQ_OK;
 }
@@ -381,7 +434,7 @@ static hawq_status emit_conv(const emit_args *a) {
   hawq_tensor x_local = *T(a->im, a->in[0]->tensor); /* a copy: adding tensors moves the array */
   const hawq_tensor *x = &x_local;
   if ((st = need_rank4(a, x))) return st;
-  const value *w = a->in[1], *bias = a->n_in > 2 ? a->in[2] : NULL;
+  value *w = a->in[1], *bias = a->n_in > 2 ? a->in[2] : NULL;
   if (w->rank != 4) return FAIL(HAWQ_ERR_UNSUPPORTED, "weight has rank %d, expected 4", w->rank);
   int64_t group, K = w->dims[0], Cg = w->dims[1], R = w->dims[2], Sk = w->dims[3];
   if ((st = attr_int(a->c, a->n, "group", 1, &group, a->im->err))) return st;
@@ -1024,12 +1077,16 @@ static hawq_status emit_concat(const emit_args *a) {
     }
     if (k == 0) {
       rank = t->rank;
+      int64_t given = axis;
       if (axis < 0) axis += rank;
-      if (axis < 0 || axis >= rank || (batched && axis == 0)) {
+      if (axis < 0 || axis >= rank) {
         free(ins);
-        return FAIL(batched && axis == 0 ? HAWQ_ERR_UNSUPPORTED : HAWQ_ERR_PARSE,
-                    "axis %lld is out of range for rank %d%s", (long long)axis, rank,
-                    batched && axis == 0 ? " (axis 0 is the batch)" : "");
+        return FAIL(HAWQ_ERR_PARSE, "axis %lld is out of range for rank %d", (long long)given,
+                    rank);
+      }
+      if (batched && axis == 0) {
+        free(ins);
+        return FAIL(HAWQ_ERR_UNSUPPORTED, "concatenating along axis 0, the batch");
       }
       per_sample_dims(t, dims);
       dims[axis] = 0;
@@ -1093,8 +1150,13 @@ static hawq_status emit_pad(const emit_args *a) {
     if (x->batched && d == 0 && (pads[0] || pads[x->rank])) {
       return FAIL(HAWQ_ERR_UNSUPPORTED, "padding the batch dimension");
     }
-    if (llabs(pads[d]) > (1 << 20) || llabs(pads[d + x->rank]) > (1 << 20)) {
-      return FAIL(HAWQ_ERR_PARSE, "pad on axis %d is too large", d);
+    const int64_t limit = 1 << 20;
+    for (int side = 0; side < 2; side++) {
+      int64_t v = pads[d + side * x->rank];
+      if (v < -limit || v > limit) {
+        return FAIL(HAWQ_ERR_PARSE, "pad %lld on axis %d is too large (limit +-%lld)",
+                    (long long)v, d, (long long)limit);
+      }
     }
     dims[d] += pads[d] + pads[d + x->rank];
     at.pads[d] = pads[d];
@@ -1113,8 +1175,11 @@ static hawq_status emit_softmax(const emit_args *a) {
   const hawq_tensor *x = &x_local;
   int64_t axis;
   if ((st = attr_int(a->c, a->n, "axis", a->c->opset < 13 ? 1 : -1, &axis, a->im->err))) return st;
+  int64_t given = axis;
   if (axis < 0) axis += x->rank;
-  if (axis < 0 || axis >= x->rank) return FAIL(HAWQ_ERR_PARSE, "axis is out of range");
+  if (axis < 0 || axis >= x->rank) {
+    return FAIL(HAWQ_ERR_PARSE, "axis %lld is out of range for rank %d", (long long)given, x->rank);
+  }
   hawq_softmax_attr at = {(int)axis, a->c->opset < 13 ? x->rank : (int)axis + 1};
   if (x->batched && axis == 0) {
     return FAIL(HAWQ_ERR_UNSUPPORTED, "softmax over the batch dimension");
@@ -1132,7 +1197,8 @@ static hawq_status emit_softmax(const emit_args *a) {
 
 /* Shape of a runtime tensor: a constant, with the batch symbolic. */
 static hawq_status emit_shape(const emit_args *a) {
-  hawq_status st;
+  hawq_status st = need_runtime(a, 0, "data");
+  if (st) return st;
   hawq_tensor x_local = *T(a->im, a->in[0]->tensor); /* a copy: adding tensors moves the array */
   const hawq_tensor *x = &x_local;
   int64_t start, end;
@@ -1156,7 +1222,9 @@ static hawq_status emit_shape(const emit_args *a) {
 
 /* Identity-like ops on runtime values: the output is another name for the input. */
 static hawq_status emit_alias(const emit_args *a) {
-  value v = *a->in[0];
+  hawq_status st = need_runtime(a, 0, "input");
+  if (st) return st;
+  value v = *a->in[0]; /* a runtime value owns no data: a plain copy is safe */
   return env_bind(a->im, a->out_name, &v, NULL);
 }
 
@@ -1186,7 +1254,8 @@ static hawq_status emit_gemm_op(const emit_args *a) { return emit_gemm(a, false)
 static hawq_status emit_matmul(const emit_args *a) { return emit_gemm(a, true); }
 static hawq_status emit_cast(const emit_args *a) {
   int64_t to;
-  hawq_status st = attr_int(a->c, a->n, "to", 0, &to, a->im->err);
+  hawq_status st = need_runtime(a, 0, "input");
+  if (!st) st = attr_int(a->c, a->n, "to", 0, &to, a->im->err);
   if (st) return st;
   if (to != ONNX_FLOAT) {
     return node_fail(a->c, a->im->err, HAWQ_ERR_UNSUPPORTED,
@@ -1342,6 +1411,10 @@ static hawq_status import_node(importer *im, const Onnx__NodeProto *n, int index
   }
   for (size_t k = 0; k < sizeof runtime_ops / sizeof runtime_ops[0]; k++) {
     if (strcmp(op, runtime_ops[k].op)) continue;
+    if (n_in == 0) {
+      st = node_fail(&c, im->err, HAWQ_ERR_PARSE, "%s needs at least one input", op);
+      goto done;
+    }
     if (all_const) {
       st = node_fail(&c, im->err, HAWQ_ERR_UNSUPPORTED,
                      "all inputs are constant; hawq does not fold %s", op);
@@ -1402,11 +1475,12 @@ static hawq_status import_input(importer *im, const Onnx__ValueInfoProto *vi, bo
     if (!known) {
       return hawq_fail(im->err, HAWQ_ERR_UNSUPPORTED,
                        "%s: graph input '%s' dimension %zu is symbolic ('%s'); hawq needs fixed "
-                       "sizes except the batch (re-export with a fixed input size)",
+                       "sizes%s (re-export with a fixed input size)",
                        im->file, name, k,
                        d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
                            ? S(d->dim_param)
-                           : "unset");
+                           : "unset",
+                       im->fixed_shapes ? "" : " except the batch");
     }
     if (d->dim_value < 1) {
       return hawq_fail(im->err, HAWQ_ERR_PARSE, "%s: graph input '%s' dimension %zu is %lld",
@@ -1419,9 +1493,8 @@ static hawq_status import_input(importer *im, const Onnx__ValueInfoProto *vi, bo
                      "%s: graph input '%s' has more than 2^32 elements per sample", im->file,
                      name);
   }
-  int t = hawq_graph_add_tensor(im->g, name, HAWQ_TENSOR_INPUT, (int)rank, dims,
-                                !im->fixed_shapes);
-  if (t < 0) return oom(im);
+  int t = add_named_tensor(im, name, HAWQ_TENSOR_INPUT, (int)rank, dims, !im->fixed_shapes);
+  if (t < 0) return im->err->status;
   int *ins = realloc(im->g->inputs, (size_t)(im->g->n_inputs + 1) * sizeof *ins);
   if (!ins) return oom(im);
   im->g->inputs = ins;
@@ -1438,6 +1511,10 @@ static hawq_status import_bound_input(importer *im, const struct hawq_bound_inpu
     return hawq_fail(im->err, HAWQ_ERR_INVALID_ARG, "bound input '%s': rank %d", b->name, b->rank);
   }
   for (int k = 0; k < b->rank; k++) dims[k] = b->dims[k];
+  if (shape_numel(b->rank, dims) < 0) {
+    return hawq_fail(im->err, HAWQ_ERR_INVALID_ARG, "bound input '%s': a dimension is negative "
+                     "or the shape has more than 2^32 elements", b->name);
+  }
   bool f = b->onnx_dtype == ONNX_FLOAT;
   if (!f && b->onnx_dtype != ONNX_INT64) {
     return hawq_fail(im->err, HAWQ_ERR_INVALID_ARG, "bound input '%s': dtype %d", b->name,
@@ -1609,6 +1686,11 @@ static hawq_status load_buffer(const void *data, size_t size, const char *name,
   if (size > HAWQ_MAX_MODEL_BYTES) {
     return hawq_fail(err, HAWQ_ERR_UNSUPPORTED, "%s: %zu bytes is over protobuf's 2 GiB limit; "
                      "save the weights as ONNX external data", name, size);
+  }
+  if (!onnx_nesting_within(data, size, HAWQ_MAX_ONNX_NESTING)) {
+    return hawq_fail(err, HAWQ_ERR_UNSUPPORTED, "%s: messages nested more than %d deep (graphs in "
+                     "attributes, or types); hawq imports flat CNN graphs", name,
+                     HAWQ_MAX_ONNX_NESTING);
   }
   Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, size, data);
   if (!m) {

@@ -32,6 +32,11 @@ typedef struct value {
   int64_t count;
   float *f;     /* CONST_FLOAT: count values */
   hawq_sym *i;  /* CONST_INT: count values */
+  /* The IR parameter already made from this constant (index + 1; 0 = none) and its shape, so a
+   * weight shared by several nodes is stored once. */
+  int param_plus1;
+  int param_rank;
+  int64_t param_dims[HAWQ_MAX_RANK];
 } value;
 
 /* ONNX TensorProto.DataType values used here. */
@@ -94,6 +99,12 @@ bool broadcast_shape(int ra, const int64_t *a, int rb, const int64_t *b, int *ro
 /* Reads an int constant input as plain integers (refusing batch-dependent values). */
 hawq_status const_ints(const node_ctx *c, const value *v, const char *what, int max, int64_t *out,
                        int *count, hawq_error *err);
+
+/* ---- wire.c ---- */
+#define HAWQ_MAX_ONNX_NESTING 64
+/* False when messages in the protobuf nest deeper than max_depth (<= HAWQ_MAX_ONNX_NESTING)
+ * through ONNX's recursive fields; true otherwise, including for malformed input. */
+bool onnx_nesting_within(const uint8_t *buf, size_t len, int max_depth);
 
 /* Shape helpers shared by folding and runtime import. keep_axis0: never squeeze axis 0. */
 hawq_status fold_unsqueeze_shape(const node_ctx *c, int rank, const int64_t *dims,

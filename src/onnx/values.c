@@ -1,11 +1,13 @@
 /* Importer helpers: constant values, TensorProto decoding (inline and external data), node
  * attributes and node-scoped error messages. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/status.h"
 #include "onnx/onnx_internal.h"
@@ -51,7 +53,9 @@ void value_free(value *v) {
 int64_t shape_numel(int rank, const int64_t *dims) {
   int64_t n = 1;
   for (int i = 0; i < rank; i++) {
-    if (dims[i] < 0) return -1;
+    /* Each dimension is bounded too, so sums of dimensions (Concat) cannot overflow even when
+     * another dimension is 0. */
+    if (dims[i] < 0 || dims[i] > HAWQ_MAX_TENSOR_ELEMENTS) return -1;
     if (dims[i] != 0 && n > HAWQ_MAX_TENSOR_ELEMENTS / dims[i]) return -1;
     n *= dims[i];
   }
@@ -167,6 +171,17 @@ static hawq_status read_external(const Onnx__TensorProto *t, const char *base_di
   char path[4096];
   if ((size_t)snprintf(path, sizeof path, "%s/%s", base_dir, location) >= sizeof path) {
     return hawq_fail(err, HAWQ_ERR_IO, "%s: external data path too long", what);
+  }
+  /* A symbolic link must not lead out of the model's directory either. */
+  char *real_dir = realpath(base_dir, NULL), *real_file = realpath(path, NULL);
+  bool inside = real_dir && real_file && !strncmp(real_file, real_dir, strlen(real_dir)) &&
+                real_file[strlen(real_dir)] == '/';
+  free(real_dir);
+  free(real_file);
+  if (!inside && access(path, F_OK) == 0) {
+    return hawq_fail(err, HAWQ_ERR_UNSUPPORTED,
+                     "%s: external data location '%s' leads outside the model's directory", what,
+                     location);
   }
   FILE *f = fopen(path, "rb");
   if (!f) {
