@@ -1,6 +1,6 @@
 /* Latency of the float engine on one model: bench_float MODEL [--batch B] [--threads T]
- * [--runs R] [--warmup W] [--profile 1]. Input is N(0,1) noise (latency does not depend on values). Prints
- * one JSON line: median, min and max milliseconds per run, and GFLOP/s (2 x MACs). */
+ * [--runs R] [--warmup W] [--profile 1]. Input is N(0,1) noise (latency does not depend on values).
+ * Prints one JSON line: median, min and max milliseconds per run, and GFLOP/s (2 x MACs). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +29,16 @@ int main(int argc, char **argv) {
   int batch = 1, threads = 1, runs = 30, warmup = 5, profile = 0;
   for (int i = 2; i + 1 < argc; i += 2) {
     int v = atoi(argv[i + 1]);
-    if (!strcmp(argv[i], "--batch")) batch = v;
-    else if (!strcmp(argv[i], "--threads")) threads = v;
-    else if (!strcmp(argv[i], "--runs")) runs = v;
-    else if (!strcmp(argv[i], "--warmup")) warmup = v;
-    else if (!strcmp(argv[i], "--profile")) profile = v;
+    if (!strcmp(argv[i], "--batch"))
+      batch = v;
+    else if (!strcmp(argv[i], "--threads"))
+      threads = v;
+    else if (!strcmp(argv[i], "--runs"))
+      runs = v;
+    else if (!strcmp(argv[i], "--warmup"))
+      warmup = v;
+    else if (!strcmp(argv[i], "--profile"))
+      profile = v;
     else {
       fprintf(stderr, "bench_float: unknown option %s\n", argv[i]);
       return 1;
@@ -80,12 +85,13 @@ int main(int argc, char **argv) {
   }
   qsort(ms, (size_t)runs, sizeof(double), cmp_double);
   double median = runs % 2 ? ms[runs / 2] : 0.5 * (ms[runs / 2 - 1] + ms[runs / 2]);
-  printf("{\"engine\": \"hawq fp32\", \"model\": \"%s\", \"batch\": %d, \"threads\": %d, "
-         "\"runs\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, "
-         "\"gflops\": %.1f, \"activation_mib\": %.1f}\n",
-         argv[1], batch, threads, runs, median, ms[0], ms[runs - 1],
-         2.0 * (double)macs * batch / (median * 1e6),
-         (double)hawq_float_plan_activation_bytes(p) / 1048576.0);
+  printf(
+      "{\"engine\": \"hawq fp32\", \"model\": \"%s\", \"batch\": %d, \"threads\": %d, "
+      "\"runs\": %d, \"median_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, "
+      "\"gflops\": %.1f, \"activation_mib\": %.1f}\n",
+      argv[1], batch, threads, runs, median, ms[0], ms[runs - 1],
+      2.0 * (double)macs * batch / (median * 1e6),
+      (double)hawq_float_plan_activation_bytes(p) / 1048576.0);
   if (profile) { /* time per op kind, per run, on stderr */
     double by_op[HAWQ_OP_COUNT] = {0}, total = 0;
     for (int k = 0; k < g->n_nodes; k++) {

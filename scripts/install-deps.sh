@@ -9,7 +9,7 @@ PACKAGES="
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   libdnnl-dev
   zlib1g-dev libcjson-dev libglpk-dev
-  clang libclang-rt-14-dev libomp-dev
+  clang clang-format libclang-rt-14-dev
   dataset-fashion-mnist libonnx-testdata
   python3
 "

@@ -16,24 +16,24 @@
 static int test_failures = 0;
 static int test_checks = 0;
 
-#define CHECK(cond, ...)                                                    \
-  do {                                                                      \
-    test_checks++;                                                          \
-    if (!(cond)) {                                                          \
-      test_failures++;                                                      \
+#define CHECK(cond, ...)                                                       \
+  do {                                                                         \
+    test_checks++;                                                             \
+    if (!(cond)) {                                                             \
+      test_failures++;                                                         \
       fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                         \
-      fprintf(stderr, "\n");                                                \
-    }                                                                       \
+      fprintf(stderr, __VA_ARGS__);                                            \
+      fprintf(stderr, "\n");                                                   \
+    }                                                                          \
   } while (0)
 
 /* Fails the test and stops it (for failures after which nothing else makes sense). cond is
  * evaluated once. */
-#define REQUIRE(cond, ...)                                                  \
-  do {                                                                      \
-    int require_ok_ = !!(cond);                                             \
-    CHECK(require_ok_, __VA_ARGS__);                                        \
-    if (!require_ok_) exit(test_report(__FILE__) ? 1 : 1);                 \
+#define REQUIRE(cond, ...)                                 \
+  do {                                                     \
+    int require_ok_ = !!(cond);                            \
+    CHECK(require_ok_, __VA_ARGS__);                       \
+    if (!require_ok_) exit(test_report(__FILE__) ? 1 : 1); \
   } while (0)
 
 static inline int test_report(const char *name) {

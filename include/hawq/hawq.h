@@ -34,12 +34,12 @@ extern "C" {
 
 typedef enum hawq_status {
   HAWQ_OK = 0,
-  HAWQ_ERR_INVALID_ARG,  /* a bad argument or option from the caller */
-  HAWQ_ERR_UNSUPPORTED,  /* valid input that hawq does not handle (op, attribute, dtype) */
-  HAWQ_ERR_PARSE,        /* malformed or inconsistent file contents */
-  HAWQ_ERR_IO,           /* a file could not be opened, read or written */
-  HAWQ_ERR_NO_MEMORY,    /* an allocation failed */
-  HAWQ_ERR_INTERNAL,     /* a bug in hawq */
+  HAWQ_ERR_INVALID_ARG, /* a bad argument or option from the caller */
+  HAWQ_ERR_UNSUPPORTED, /* valid input that hawq does not handle (op, attribute, dtype) */
+  HAWQ_ERR_PARSE,       /* malformed or inconsistent file contents */
+  HAWQ_ERR_IO,          /* a file could not be opened, read or written */
+  HAWQ_ERR_NO_MEMORY,   /* an allocation failed */
+  HAWQ_ERR_INTERNAL,    /* a bug in hawq */
 } hawq_status;
 
 typedef struct hawq_error {
@@ -68,12 +68,12 @@ typedef struct hawq_import_options {
     int rank;
     const int64_t *dims;
     const void *data;
-  } *bound;
+  } * bound;
 } hawq_import_options;
 
 /* opt may be NULL (defaults). */
-hawq_status hawq_graph_load_onnx(const char *path, const hawq_import_options *opt,
-                                 hawq_graph **out, hawq_error *err);
+hawq_status hawq_graph_load_onnx(const char *path, const hawq_import_options *opt, hawq_graph **out,
+                                 hawq_error *err);
 /* name is used in messages in place of a file name (NULL: "<buffer>"). */
 hawq_status hawq_graph_load_onnx_buffer(const void *data, size_t size, const char *name,
                                         const hawq_import_options *opt, hawq_graph **out,
@@ -119,8 +119,7 @@ typedef struct hawq_float_plan_options {
 hawq_status hawq_float_plan_create(const hawq_graph *g, const hawq_float_plan_options *opt,
                                    hawq_float_plan **out, hawq_error *err);
 /* inputs[i]: graph input i in physical layout (NHWC for rank 4), batch samples. */
-hawq_status hawq_float_plan_run(hawq_float_plan *p, const float *const *inputs,
-                                hawq_error *err);
+hawq_status hawq_float_plan_run(hawq_float_plan *p, const float *const *inputs, hawq_error *err);
 /* Physical layout, valid until the next run or destroy. */
 const float *hawq_float_plan_output(const hawq_float_plan *p, size_t i);
 /* Elements of output i for the plan's batch. */
@@ -134,10 +133,8 @@ double hawq_float_plan_node_seconds(const hawq_float_plan *p, size_t node);
 
 /* Layout conversion for a tensor of the given logical shape: identity unless rank is 4,
  * where physical is NHWC. src and dst must not overlap. */
-void hawq_tensor_to_physical(const float *logical, float *physical, int rank,
-                             const int64_t *dims);
-void hawq_tensor_to_logical(const float *physical, float *logical, int rank,
-                            const int64_t *dims);
+void hawq_tensor_to_physical(const float *logical, float *physical, int rank, const int64_t *dims);
+void hawq_tensor_to_logical(const float *physical, float *logical, int rank, const int64_t *dims);
 
 #ifdef __cplusplus
 }

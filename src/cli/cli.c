@@ -64,8 +64,8 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, int n
       return cli_usage_error(cmd, "option '%s' expects an integer, got '%s'", o->name, val);
     }
     if (v < o->min || v > o->max) {
-      return cli_usage_error(cmd, "option '%s' is %lld, expected %lld to %lld", o->name, v,
-                             o->min, o->max);
+      return cli_usage_error(cmd, "option '%s' is %lld, expected %lld to %lld", o->name, v, o->min,
+                             o->max);
     }
     *(long long *)o->target = v;
   }
@@ -94,8 +94,10 @@ const char *cli_si(double v, char *buf, size_t size) {
     v /= 1000;
     u++;
   }
-  if (u == 0) snprintf(buf, size, "%.0f", v);
-  else snprintf(buf, size, "%.*f%s", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
+  if (u == 0)
+    snprintf(buf, size, "%.0f", v);
+  else
+    snprintf(buf, size, "%.*f%s", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
   return buf;
 }
 
@@ -119,8 +121,8 @@ void cli_progress_update(cli_progress *p, int64_t done, const char *extra) {
     for (int k = 0; k < 30; k++) bar[k] = k < fill ? '#' : '.';
     bar[30] = '\0';
     double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;
-    fprintf(stderr, "\r%s [%s] %3.0f%% %lld/%lld %s ETA %.0fs \033[K", p->label, bar,
-            100 * frac, (long long)done, (long long)p->total, extra ? extra : "", eta);
+    fprintf(stderr, "\r%s [%s] %3.0f%% %lld/%lld %s ETA %.0fs \033[K", p->label, bar, 100 * frac,
+            (long long)done, (long long)p->total, extra ? extra : "", eta);
   } else {
     int decile = (int)(frac * 10);
     if (decile <= p->last_decile && done < p->total) return;

@@ -22,7 +22,7 @@ typedef enum cli_opt_kind { CLI_FLAG, CLI_STRING, CLI_INT } cli_opt_kind;
 typedef struct cli_opt {
   const char *name; /* "--batch" */
   cli_opt_kind kind;
-  void *target;     /* bool*, const char**, or long long* */
+  void *target;       /* bool*, const char**, or long long* */
   long long min, max; /* CLI_INT range */
 } cli_opt;
 /* Fills targets and collects positionals (at most max_pos). Returns 0 or an exit code after

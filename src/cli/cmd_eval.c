@@ -121,8 +121,8 @@ int cmd_eval(int argc, char **argv) {
   }
   const hawq_tensor *in = &g->tensors[g->inputs[0]], *out = &g->tensors[g->outputs[0]];
   if (in->rank != 4) {
-    fprintf(stderr, "hawq: %s: input '%s' has rank %d, expected an image batch (N,C,H,W)\n",
-            pos[0], in->name, in->rank);
+    fprintf(stderr, "hawq: %s: input '%s' has rank %d, expected an image batch (N,C,H,W)\n", pos[0],
+            in->name, in->rank);
     rc = CLI_BAD_INPUT;
     goto done;
   }
@@ -135,8 +135,8 @@ int cmd_eval(int argc, char **argv) {
     goto done;
   }
   if (out->rank != 2 || out->dims[1] < ds->num_classes) {
-    fprintf(stderr, "hawq: %s: output '%s' is not (N, classes) with at least %d classes\n",
-            pos[0], out->name, ds->num_classes);
+    fprintf(stderr, "hawq: %s: output '%s' is not (N, classes) with at least %d classes\n", pos[0],
+            out->name, ds->num_classes);
     rc = CLI_BAD_INPUT;
     goto done;
   }
@@ -172,7 +172,8 @@ int cmd_eval(int argc, char **argv) {
     int64_t n = total - first < batch ? total - first : batch;
     hawq_dataset_fill_batch(ds, first, n, &pp, input);
     /* A short last batch runs padded: the plan's batch is fixed, extra rows are ignored. */
-    if (n < batch) memset(input + n * per_image, 0, (size_t)((batch - n) * per_image) * sizeof(float));
+    if (n < batch)
+      memset(input + n * per_image, 0, (size_t)((batch - n) * per_image) * sizeof(float));
     const float *inputs[1] = {input};
     if (hawq_float_plan_run(plan, inputs, &err)) {
       rc = cli_report(&err);
@@ -184,11 +185,12 @@ int cmd_eval(int argc, char **argv) {
       r.top1 += rank == 0;
       r.top5 += rank < 5;
     }
-    if (all_logits) memcpy(all_logits + first * classes, logits, (size_t)(n * classes) * sizeof(float));
+    if (all_logits)
+      memcpy(all_logits + first * classes, logits, (size_t)(n * classes) * sizeof(float));
     r.images += n;
     char extra[64];
-    snprintf(extra, sizeof extra, "top-1 %.2f%% %.0f img/s", 100.0 * (double)r.top1 / (double)r.images,
-             (double)r.images / (cli_now() - t0));
+    snprintf(extra, sizeof extra, "top-1 %.2f%% %.0f img/s",
+             100.0 * (double)r.top1 / (double)r.images, (double)r.images / (cli_now() - t0));
     cli_progress_update(&prog, r.images, extra);
   }
   r.seconds = cli_now() - t0;

@@ -19,9 +19,11 @@ static void shape_string(const hawq_tensor *t, char *buf, size_t size) {
   size_t used = 0;
   buf[0] = '\0';
   for (int k = 0; k < t->rank && used < size; k++) {
-    if (k == 0 && t->batched) used += (size_t)snprintf(buf + used, size - used, "N");
-    else used += (size_t)snprintf(buf + used, size - used, "%s%lld", k ? "x" : "",
-                                  (long long)t->dims[k]);
+    if (k == 0 && t->batched)
+      used += (size_t)snprintf(buf + used, size - used, "N");
+    else
+      used +=
+          (size_t)snprintf(buf + used, size - used, "%s%lld", k ? "x" : "", (long long)t->dims[k]);
   }
 }
 
@@ -33,7 +35,8 @@ static void node_detail(const hawq_graph *g, const hawq_node *n, char *buf, size
     const hawq_conv_attr *a = &n->attr.conv;
     int used = snprintf(buf, size, "%lldx%lld/%d", (long long)w->dims[2], (long long)w->dims[3],
                         a->stride[0]);
-    if (a->groups > 1 && used < (int)size) used += snprintf(buf + used, size - used, " g%d", a->groups);
+    if (a->groups > 1 && used < (int)size)
+      used += snprintf(buf + used, size - used, " g%d", a->groups);
     if ((a->dilation[0] > 1 || a->dilation[1] > 1) && used < (int)size) {
       snprintf(buf + used, size - used, " d%d", a->dilation[0]);
     }

@@ -24,8 +24,9 @@ static void usage(FILE *f) {
   for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
     fprintf(f, "  %-8s %s\n", commands[k].name, commands[k].summary);
   }
-  fprintf(f, "\n'hawq <command> --help' describes a command's options.\n"
-             "Exit status: 0 success, 1 bad input or usage, 2 internal error.\n");
+  fprintf(f,
+          "\n'hawq <command> --help' describes a command's options.\n"
+          "Exit status: 0 success, 1 bad input or usage, 2 internal error.\n");
 }
 
 int main(int argc, char **argv) {

@@ -21,7 +21,9 @@ float *hawq_alloc_floats(size_t n) {
   return p;
 }
 
-void hawq_free(void *p) { free(p); }
+void hawq_free(void *p) {
+  free(p);
+}
 
 hawq_graph *hawq_graph_new(const char *source) {
   hawq_graph *g = calloc(1, sizeof *g);
@@ -168,8 +170,7 @@ static int64_t numel_of(int rank, const int64_t *dims) {
   return n;
 }
 
-void hawq_tensor_to_physical(const float *logical, float *physical, int rank,
-                             const int64_t *dims) {
+void hawq_tensor_to_physical(const float *logical, float *physical, int rank, const int64_t *dims) {
   if (rank == 4) {
     nchw_to_nhwc(logical, physical, dims);
   } else {
@@ -177,8 +178,7 @@ void hawq_tensor_to_physical(const float *logical, float *physical, int rank,
   }
 }
 
-void hawq_tensor_to_logical(const float *physical, float *logical, int rank,
-                            const int64_t *dims) {
+void hawq_tensor_to_logical(const float *physical, float *logical, int rank, const int64_t *dims) {
   if (rank == 4) {
     nhwc_to_nchw(physical, logical, dims);
   } else {
@@ -218,7 +218,8 @@ int64_t hawq_node_params(const hawq_graph *g, int node) {
   int n_inputs = n->op == HAWQ_OP_BATCHNORM ? 3 : n->n_inputs;
   for (int i = 0; i < n_inputs; i++) {
     int t = n->inputs[i];
-    if (t >= 0 && g->tensors[t].kind == HAWQ_TENSOR_PARAM) total += hawq_tensor_numel(&g->tensors[t]);
+    if (t >= 0 && g->tensors[t].kind == HAWQ_TENSOR_PARAM)
+      total += hawq_tensor_numel(&g->tensors[t]);
   }
   return total;
 }
@@ -236,8 +237,11 @@ int64_t hawq_node_macs(const hawq_graph *g, int node) {
       const hawq_tensor *w = &g->tensors[n->inputs[1]];
       return hawq_tensor_numel(out) * w->dims[1];
     }
-    default: return 0;
+    default:
+      return 0;
   }
 }
 
-hawq_preprocess hawq_graph_preprocess(const hawq_graph *g) { return g->preprocess; }
+hawq_preprocess hawq_graph_preprocess(const hawq_graph *g) {
+  return g->preprocess;
+}

@@ -165,7 +165,7 @@ struct hawq_graph {
   int n_meta;
   char *meta_key[HAWQ_MAX_METADATA];
   char *meta_value[HAWQ_MAX_METADATA];
-  char *producer_name;      /* e.g. "pytorch 1.13.0" */
+  char *producer_name;        /* e.g. "pytorch 1.13.0" */
   hawq_preprocess preprocess; /* from metadata_props (hawq.input.*), validated at import */
 };
 

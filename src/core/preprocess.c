@@ -48,8 +48,8 @@ hawq_status hawq_preprocess_check(const hawq_preprocess *pp, int channels, const
                                   hawq_error *err) {
   if (pp->channels != 1 && pp->channels != channels) {
     return hawq_fail(err, HAWQ_ERR_INVALID_ARG,
-                     "%s: %d mean/std values for an input with %d channels, expected 1 or %d",
-                     what, pp->channels, channels, channels);
+                     "%s: %d mean/std values for an input with %d channels, expected 1 or %d", what,
+                     pp->channels, channels, channels);
   }
   return HAWQ_OK;
 }

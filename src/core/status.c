@@ -7,13 +7,20 @@
 
 const char *hawq_status_string(hawq_status s) {
   switch (s) {
-    case HAWQ_OK: return "ok";
-    case HAWQ_ERR_INVALID_ARG: return "invalid argument";
-    case HAWQ_ERR_UNSUPPORTED: return "unsupported";
-    case HAWQ_ERR_PARSE: return "malformed input";
-    case HAWQ_ERR_IO: return "i/o error";
-    case HAWQ_ERR_NO_MEMORY: return "out of memory";
-    case HAWQ_ERR_INTERNAL: return "internal error";
+    case HAWQ_OK:
+      return "ok";
+    case HAWQ_ERR_INVALID_ARG:
+      return "invalid argument";
+    case HAWQ_ERR_UNSUPPORTED:
+      return "unsupported";
+    case HAWQ_ERR_PARSE:
+      return "malformed input";
+    case HAWQ_ERR_IO:
+      return "i/o error";
+    case HAWQ_ERR_NO_MEMORY:
+      return "out of memory";
+    case HAWQ_ERR_INTERNAL:
+      return "internal error";
   }
   return "unknown status";
 }
@@ -54,9 +61,12 @@ void hawq_error_clear(hawq_error *err) {
 
 int hawq_status_exit_code(hawq_status s) {
   switch (s) {
-    case HAWQ_OK: return 0;
+    case HAWQ_OK:
+      return 0;
     case HAWQ_ERR_NO_MEMORY:
-    case HAWQ_ERR_INTERNAL: return 2;
-    default: return 1;
+    case HAWQ_ERR_INTERNAL:
+      return 2;
+    default:
+      return 1;
   }
 }

@@ -14,8 +14,7 @@
 
 /* Sets err (may be NULL) to status and the formatted one-line message; returns status.
  * Newlines in the message are replaced by spaces. */
-hawq_status hawq_fail(hawq_error *err, hawq_status status, const char *fmt, ...)
-    HAWQ_PRINTF(3, 4);
+hawq_status hawq_fail(hawq_error *err, hawq_status status, const char *fmt, ...) HAWQ_PRINTF(3, 4);
 
 /* Prefixes err->msg with "prefix: " (used to add the file name to a lower layer's message). */
 void hawq_error_prefix(hawq_error *err, const char *prefix);

@@ -5,34 +5,42 @@
 
 /* One row: o[i] = x[i*xs] op y[i*ys], then the activation. Written per op with locals so the
  * compiler vectorises the common unit-stride case (the op and activation are loop-invariant). */
-#define ROW_LOOP(EXPR)                                                          \
-  do {                                                                          \
-    if (xs == 1 && ys == 1) {                                                   \
-      for (int64_t i = 0; i < n; i++) {                                         \
-        float a = x[i], b = y[i];                                               \
-        o[i] = (EXPR);                                                          \
-      }                                                                         \
-    } else if (xs == 1 && ys == 0) {                                            \
-      const float b = y[0];                                                     \
-      for (int64_t i = 0; i < n; i++) {                                         \
-        float a = x[i];                                                         \
-        o[i] = (EXPR);                                                          \
-      }                                                                         \
-    } else {                                                                    \
-      for (int64_t i = 0; i < n; i++) {                                         \
-        float a = x[i * xs], b = y[i * ys];                                     \
-        o[i] = (EXPR);                                                          \
-      }                                                                         \
-    }                                                                           \
+#define ROW_LOOP(EXPR)                      \
+  do {                                      \
+    if (xs == 1 && ys == 1) {               \
+      for (int64_t i = 0; i < n; i++) {     \
+        float a = x[i], b = y[i];           \
+        o[i] = (EXPR);                      \
+      }                                     \
+    } else if (xs == 1 && ys == 0) {        \
+      const float b = y[0];                 \
+      for (int64_t i = 0; i < n; i++) {     \
+        float a = x[i];                     \
+        o[i] = (EXPR);                      \
+      }                                     \
+    } else {                                \
+      for (int64_t i = 0; i < n; i++) {     \
+        float a = x[i * xs], b = y[i * ys]; \
+        o[i] = (EXPR);                      \
+      }                                     \
+    }                                       \
   } while (0)
 
 static void binary_row(hawq_op op, const float *restrict x, int64_t xs, const float *restrict y,
                        int64_t ys, float *restrict o, int64_t n, bool act_on, float lo, float hi) {
   switch (op) {
-    case HAWQ_OP_ADD: ROW_LOOP(a + b); break;
-    case HAWQ_OP_SUB: ROW_LOOP(a - b); break;
-    case HAWQ_OP_MUL: ROW_LOOP(a * b); break;
-    default: ROW_LOOP(a / b); break;
+    case HAWQ_OP_ADD:
+      ROW_LOOP(a + b);
+      break;
+    case HAWQ_OP_SUB:
+      ROW_LOOP(a - b);
+      break;
+    case HAWQ_OP_MUL:
+      ROW_LOOP(a * b);
+      break;
+    default:
+      ROW_LOOP(a / b);
+      break;
   }
   if (act_on) {
     for (int64_t i = 0; i < n; i++) {
@@ -53,8 +61,8 @@ static void bstrides(int rank, const int64_t *dims, const int64_t *out_dims, int
 }
 
 void hawq_binary_forward(hawq_op op, int rank, const int64_t *out_dims, const float *a,
-                         const int64_t *a_dims, const float *b, const int64_t *b_dims,
-                         hawq_act act, float *out, int threads) {
+                         const int64_t *a_dims, const float *b, const int64_t *b_dims, hawq_act act,
+                         float *out, int threads) {
   if (threads < 1) threads = 1;
   int64_t as[HAWQ_MAX_RANK], bs[HAWQ_MAX_RANK];
   bstrides(rank, a_dims, out_dims, as);
@@ -68,7 +76,8 @@ void hawq_binary_forward(hawq_op op, int rank, const int64_t *out_dims, const fl
   if (same) {
     inner *= rows;
     rows = 1;
-    int64_t chunks = threads > 1 && inner > 65536 ? threads : 1, len = (inner + chunks - 1) / chunks;
+    int64_t chunks = threads > 1 && inner > 65536 ? threads : 1,
+            len = (inner + chunks - 1) / chunks;
 #pragma omp parallel for num_threads(threads) schedule(static) if (chunks > 1)
     for (int64_t c = 0; c < chunks; c++) {
       int64_t start = c * len, n = inner - start < len ? inner - start : len;
@@ -76,7 +85,8 @@ void hawq_binary_forward(hawq_op op, int rank, const int64_t *out_dims, const fl
     }
     return;
   }
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && rows * inner > 65536)
+#pragma omp parallel for num_threads(threads) \
+    schedule(static) if (threads > 1 && rows * inner > 65536)
   for (int64_t row = 0; row < rows; row++) {
     /* Offsets of this row in a and b. */
     int64_t ao = 0, bo = 0, rem = row;

@@ -69,7 +69,8 @@ static dnnl_status_t load_weights(const hawq_dnnl_context *ctx, const dnnl_memor
   if (!s) {
     const dnnl_memory_desc_t *dst_md;
     s = dnnl_memory_get_memory_desc(dst, &dst_md);
-    if (!s) s = dnnl_reorder_primitive_desc_create(&rpd, user_md, ctx->engine, dst_md, ctx->engine, NULL);
+    if (!s)
+      s = dnnl_reorder_primitive_desc_create(&rpd, user_md, ctx->engine, dst_md, ctx->engine, NULL);
   }
   if (!s) s = dnnl_primitive_create(&reorder, rpd);
   if (!s) {
@@ -170,14 +171,18 @@ fail:
   return err ? err->status : HAWQ_ERR_UNSUPPORTED;
 }
 
-const char *hawq_conv2d_impl(const hawq_conv2d *c) { return c->impl; }
+const char *hawq_conv2d_impl(const hawq_conv2d *c) {
+  return c->impl;
+}
 
 hawq_status hawq_conv2d_forward(hawq_conv2d *c, const float *in, float *out, hawq_error *err) {
   dnnl_status_t st = dnnl_memory_set_data_handle(c->src, (void *)in);
   if (!st) st = dnnl_memory_set_data_handle(c->dst, out);
   if (!st) {
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->src}, {DNNL_ARG_WEIGHTS, c->weights},
-                               {DNNL_ARG_DST, c->dst}, {DNNL_ARG_BIAS, c->bias}};
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->src},
+                               {DNNL_ARG_WEIGHTS, c->weights},
+                               {DNNL_ARG_DST, c->dst},
+                               {DNNL_ARG_BIAS, c->bias}};
     st = dnnl_primitive_execute(c->prim, c->stream, c->bias ? 4 : 3, args);
   }
   if (!st) st = dnnl_stream_wait(c->stream);

@@ -26,12 +26,12 @@
 #include "float/ops.h"
 
 typedef struct node_exec {
-  bool skip;        /* fused into an earlier node */
-  int out;          /* tensor this node writes (a later node's output when fused) */
-  hawq_act act;     /* activation fused into the epilogue */
-  const float *w;   /* conv/gemm weights in use (the graph's, folded or packed) */
-  const float *b;   /* bias in use, or NULL */
-  float *owned_w;   /* per-plan weight copy (BN folding), freed with plan */
+  bool skip;      /* fused into an earlier node */
+  int out;        /* tensor this node writes (a later node's output when fused) */
+  hawq_act act;   /* activation fused into the epilogue */
+  const float *w; /* conv/gemm weights in use (the graph's, folded or packed) */
+  const float *b; /* bias in use, or NULL */
+  float *owned_w; /* per-plan weight copy (BN folding), freed with plan */
   float *owned_b;
   hawq_conv2d *conv; /* the prepared convolution */
 } node_exec;
@@ -45,7 +45,7 @@ struct hawq_float_plan {
   size_t arena_floats;
   float *workspace;
   size_t workspace_floats;
-  float **buf;         /* per tensor */
+  float **buf;                    /* per tensor */
   int64_t (*dims)[HAWQ_MAX_RANK]; /* per tensor: logical dims with the batch */
   node_exec *exec;
   double *node_seconds; /* per node, when profiling */
@@ -110,8 +110,15 @@ static hawq_act act_of(const hawq_node *n) {
 static hawq_conv2d_shape conv_shape(const hawq_float_plan *p, const hawq_node *n) {
   const int64_t *x = p->dims[n->inputs[0]], *y = p->dims[n->output];
   const hawq_tensor *w = &p->g->tensors[n->inputs[1]];
-  hawq_conv2d_shape s = {.n = x[0], .h = x[2], .w = x[3], .c = x[1], .p = y[2], .q = y[3],
-                         .k = y[1], .r = (int)w->dims[2], .s = (int)w->dims[3],
+  hawq_conv2d_shape s = {.n = x[0],
+                         .h = x[2],
+                         .w = x[3],
+                         .c = x[1],
+                         .p = y[2],
+                         .q = y[3],
+                         .k = y[1],
+                         .r = (int)w->dims[2],
+                         .s = (int)w->dims[3],
                          .attr = n->attr.conv};
   return s;
 }
@@ -233,8 +240,8 @@ static size_t plan_memory(hawq_float_plan *p, const int *last, placed *items, in
       moved = false;
       for (int j = 0; j < i; j++) {
         bool live = items[j].first <= items[i].last && items[i].first <= items[j].last;
-        bool overlap = offset < items[j].offset + items[j].size &&
-                       items[j].offset < offset + items[i].size;
+        bool overlap =
+            offset < items[j].offset + items[j].size && items[j].offset < offset + items[i].size;
         if (live && overlap) {
           offset = items[j].offset + items[j].size;
           moved = true;
@@ -280,8 +287,8 @@ hawq_status hawq_float_plan_create(const hawq_graph *g, const hawq_float_plan_op
     const hawq_tensor *tt = &g->tensors[t];
     batch_dims(p, tt, p->dims[t]);
     if (tt->batched && hawq_tensor_numel(tt) > (INT64_MAX / 8) / opt->batch) {
-      st = hawq_fail(err, HAWQ_ERR_INVALID_ARG, "batch %d is too large for tensor '%s'",
-                     opt->batch, tt->name);
+      st = hawq_fail(err, HAWQ_ERR_INVALID_ARG, "batch %d is too large for tensor '%s'", opt->batch,
+                     tt->name);
       goto done;
     }
     if (tt->kind == HAWQ_TENSOR_PARAM) p->buf[t] = tt->data;
@@ -387,13 +394,19 @@ static hawq_status run_node(hawq_float_plan *p, int k, hawq_error *err) {
       int64_t outer, c, inner;
       channel_view(xr, xd, &outer, &c, &inner);
       hawq_batchnorm_forward(x, y, outer, c, inner, p->buf[n->inputs[1]], p->buf[n->inputs[2]],
-                             p->buf[n->inputs[3]], p->buf[n->inputs[4]], n->attr.bn.epsilon,
-                             e->act, th);
+                             p->buf[n->inputs[3]], p->buf[n->inputs[4]], n->attr.bn.epsilon, e->act,
+                             th);
       break;
     }
-    case HAWQ_OP_RELU: hawq_relu_forward(x, y, xn, th); break;
-    case HAWQ_OP_CLIP: hawq_clip_forward(x, y, xn, n->attr.clip.min, n->attr.clip.max, th); break;
-    case HAWQ_OP_LEAKY_RELU: hawq_leaky_relu_forward(x, y, xn, n->attr.leaky.alpha, th); break;
+    case HAWQ_OP_RELU:
+      hawq_relu_forward(x, y, xn, th);
+      break;
+    case HAWQ_OP_CLIP:
+      hawq_clip_forward(x, y, xn, n->attr.clip.min, n->attr.clip.max, th);
+      break;
+    case HAWQ_OP_LEAKY_RELU:
+      hawq_leaky_relu_forward(x, y, xn, n->attr.leaky.alpha, th);
+      break;
     case HAWQ_OP_ADD:
     case HAWQ_OP_SUB:
     case HAWQ_OP_MUL:
@@ -410,8 +423,10 @@ static hawq_status run_node(hawq_float_plan *p, int k, hawq_error *err) {
     case HAWQ_OP_AVGPOOL: {
       const int64_t *yd = p->dims[n->output];
       hawq_pool_shape s = {xd[0], xd[2], xd[3], xd[1], yd[2], yd[3], n->attr.pool};
-      if (n->op == HAWQ_OP_MAXPOOL) hawq_maxpool_forward(&s, x, y, th);
-      else hawq_avgpool_forward(&s, x, y, th);
+      if (n->op == HAWQ_OP_MAXPOOL)
+        hawq_maxpool_forward(&s, x, y, th);
+      else
+        hawq_avgpool_forward(&s, x, y, th);
       break;
     }
     case HAWQ_OP_GLOBAL_AVGPOOL:
@@ -430,7 +445,9 @@ static hawq_status run_node(hawq_float_plan *p, int k, hawq_error *err) {
       hawq_reshape_forward(x, xr, xd, y, g->tensors[n->output].rank, p->dims[n->output],
                            p->workspace);
       break;
-    case HAWQ_OP_TRANSPOSE: hawq_transpose_forward(x, xr, xd, n->attr.transpose.perm, y); break;
+    case HAWQ_OP_TRANSPOSE:
+      hawq_transpose_forward(x, xr, xd, n->attr.transpose.perm, y);
+      break;
     case HAWQ_OP_CONCAT: {
       const float *ins[HAWQ_MAX_CONCAT_INPUTS];
       int64_t dims[HAWQ_MAX_CONCAT_INPUTS][HAWQ_MAX_RANK];
@@ -459,20 +476,23 @@ static hawq_status run_node(hawq_float_plan *p, int k, hawq_error *err) {
       }
       int64_t outer = 1, len = 1, inner = 1;
       for (int d = 0; d < xr; d++) {
-        if (d < p0) outer *= pd[d];
-        else if (d < p1) len *= pd[d];
-        else inner *= pd[d];
+        if (d < p0)
+          outer *= pd[d];
+        else if (d < p1)
+          len *= pd[d];
+        else
+          inner *= pd[d];
       }
       hawq_softmax_forward(x, y, outer, len, inner, th);
       break;
     }
-    case HAWQ_OP_COUNT: break;
+    case HAWQ_OP_COUNT:
+      break;
   }
   return HAWQ_OK;
 }
 
-hawq_status hawq_float_plan_run(hawq_float_plan *p, const float *const *inputs,
-                                hawq_error *err) {
+hawq_status hawq_float_plan_run(hawq_float_plan *p, const float *const *inputs, hawq_error *err) {
   const hawq_graph *g = p->g;
   for (int i = 0; i < g->n_inputs; i++) {
     if (!inputs || !inputs[i]) {

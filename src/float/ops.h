@@ -32,9 +32,9 @@ hawq_status hawq_dnnl_context_create(hawq_dnnl_context *ctx, hawq_error *err);
 void hawq_dnnl_context_destroy(hawq_dnnl_context *ctx);
 
 typedef struct hawq_conv2d_shape {
-  int64_t n, h, w, c;  /* input NHWC */
-  int64_t p, q, k;     /* output N,P,Q,K */
-  int r, s;            /* kernel */
+  int64_t n, h, w, c; /* input NHWC */
+  int64_t p, q, k;    /* output N,P,Q,K */
+  int r, s;           /* kernel */
   hawq_conv_attr attr;
 } hawq_conv2d_shape;
 
@@ -65,8 +65,8 @@ void hawq_leaky_relu_forward(const float *in, float *out, int64_t n, float alpha
 /* ---- binary.c: add, sub, mul, div with broadcasting ---- */
 /* Physical shapes of rank `rank`; a and b have size 1 where they broadcast. */
 void hawq_binary_forward(hawq_op op, int rank, const int64_t *out_dims, const float *a,
-                         const int64_t *a_dims, const float *b, const int64_t *b_dims,
-                         hawq_act act, float *out, int threads);
+                         const int64_t *a_dims, const float *b, const int64_t *b_dims, hawq_act act,
+                         float *out, int threads);
 
 /* ---- pool.c: max and average pooling, global pooling ---- */
 typedef struct hawq_pool_shape {

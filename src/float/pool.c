@@ -68,8 +68,8 @@ void hawq_avgpool_forward(const hawq_pool_shape *s, const float *in, float *out,
           for (int64_t c = 0; c < s->c; c++) o[c] += x[c];
         }
       }
-      int64_t count = s->attr.count_include_pad ? win.padded_count
-                                                : (win.h1 - win.h0) * (win.w1 - win.w0);
+      int64_t count =
+          s->attr.count_include_pad ? win.padded_count : (win.h1 - win.h0) * (win.w1 - win.w0);
       float inv = count > 0 ? 1.0f / (float)count : 0.0f;
       for (int64_t c = 0; c < s->c; c++) o[c] *= inv;
     }

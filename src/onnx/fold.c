@@ -10,8 +10,10 @@
 #include "onnx/onnx_internal.h"
 
 static void copy_elem(value *dst, int64_t di, const value *src, int64_t si) {
-  if (dst->type == CONST_FLOAT) dst->f[di] = src->f[si];
-  else dst->i[di] = src->i[si];
+  if (dst->type == CONST_FLOAT)
+    dst->f[di] = src->f[si];
+  else
+    dst->i[di] = src->i[si];
 }
 
 static hawq_status oom(const node_ctx *c, hawq_error *err) {
@@ -55,8 +57,8 @@ static void strides_of(int rank, const int64_t *dims, int64_t *st) {
   }
 }
 
-hawq_status read_axes(const node_ctx *c, const Onnx__NodeProto *n, value *const *in,
-                             int n_in, int64_t *axes, int *count, hawq_error *err) {
+hawq_status read_axes(const node_ctx *c, const Onnx__NodeProto *n, value *const *in, int n_in,
+                      int64_t *axes, int *count, hawq_error *err) {
   if (c->opset < 13) return attr_ints(c, n, "axes", HAWQ_MAX_RANK, axes, count, err);
   if (n_in < 2 || !in[1]) {
     *count = -1;
@@ -66,8 +68,8 @@ hawq_status read_axes(const node_ctx *c, const Onnx__NodeProto *n, value *const 
 }
 
 hawq_status fold_unsqueeze_shape(const node_ctx *c, int rank, const int64_t *dims,
-                                 const int64_t *axes, int n_axes, int *out_rank,
-                                 int64_t *out_dims, hawq_error *err) {
+                                 const int64_t *axes, int n_axes, int *out_rank, int64_t *out_dims,
+                                 hawq_error *err) {
   int r = rank + n_axes;
   if (n_axes < 0 || r > HAWQ_MAX_RANK) {
     return node_fail(c, err, HAWQ_ERR_UNSUPPORTED, "result would have rank %d, at most %d", r,
@@ -147,8 +149,10 @@ hawq_status resolve_reshape(const node_ctx *c, int64_t in_numel, int in_rank,
   }
   if (infer >= 0) {
     if (known == 0 || in_numel % known != 0) {
-      return node_fail(c, err, HAWQ_ERR_PARSE, "cannot infer the -1 entry: %lld elements into "
-                       "blocks of %lld", (long long)in_numel, (long long)known);
+      return node_fail(c, err, HAWQ_ERR_PARSE,
+                       "cannot infer the -1 entry: %lld elements into "
+                       "blocks of %lld",
+                       (long long)in_numel, (long long)known);
     }
     out_dims[infer] = in_numel / known;
   } else if (known != in_numel) {
@@ -264,8 +268,8 @@ static hawq_status fold_cast(const node_ctx *c, const Onnx__NodeProto *n, const 
   if (st) return st;
   bool to_float = to == ONNX_FLOAT || to == ONNX_DOUBLE;
   bool to_int = to == ONNX_INT64 || to == ONNX_INT32 || to == ONNX_INT16 || to == ONNX_INT8 ||
-                to == ONNX_UINT8 || to == ONNX_UINT16 || to == ONNX_UINT32 ||
-                to == ONNX_UINT64 || to == ONNX_BOOL;
+                to == ONNX_UINT8 || to == ONNX_UINT16 || to == ONNX_UINT32 || to == ONNX_UINT64 ||
+                to == ONNX_BOOL;
   if (!to_float && !to_int) {
     return node_fail(c, err, HAWQ_ERR_UNSUPPORTED, "cast to %s is not supported",
                      onnx_dtype_name((int)to));
@@ -297,7 +301,9 @@ static hawq_status fold_cast(const node_ctx *c, const Onnx__NodeProto *n, const 
   return HAWQ_OK;
 }
 
-static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) {
+  return v < lo ? lo : v > hi ? hi : v;
+}
 
 static hawq_status fold_slice(const node_ctx *c, const Onnx__NodeProto *n, value *const *in,
                               int n_in, value *out, hawq_error *err) {
@@ -312,7 +318,8 @@ static hawq_status fold_slice(const node_ctx *c, const Onnx__NodeProto *n, value
       return st;
     }
   } else {
-    if (n_in < 3 || !in[1] || !in[2]) return node_fail(c, err, HAWQ_ERR_PARSE, "needs starts and ends");
+    if (n_in < 3 || !in[1] || !in[2])
+      return node_fail(c, err, HAWQ_ERR_PARSE, "needs starts and ends");
     if ((st = const_ints(c, in[1], "input 'starts'", HAWQ_MAX_RANK, starts, &ns, err)) ||
         (st = const_ints(c, in[2], "input 'ends'", HAWQ_MAX_RANK, ends, &ne, err))) {
       return st;
@@ -430,8 +437,10 @@ static hawq_status fold_reshape_like(const node_ctx *c, const value *x, int rank
     value_free(out);
     return node_fail(c, err, HAWQ_ERR_INTERNAL, "reshape changed the element count");
   }
-  if (x->type == CONST_FLOAT) memcpy(out->f, x->f, (size_t)x->count * sizeof(float));
-  else memcpy(out->i, x->i, (size_t)x->count * sizeof(hawq_sym));
+  if (x->type == CONST_FLOAT)
+    memcpy(out->f, x->f, (size_t)x->count * sizeof(float));
+  else
+    memcpy(out->i, x->i, (size_t)x->count * sizeof(hawq_sym));
   return HAWQ_OK;
 }
 

@@ -251,8 +251,8 @@ static int add_activation(importer *im, const node_ctx *c, const char *name, int
   if (batched) d[0] = 1;
   for (int k = 0; k < rank; k++) {
     if (d[k] < 1) {
-      node_fail(c, im->err, HAWQ_ERR_PARSE, "output dimension %d would be %lld, expected >= 1",
-                k, (long long)d[k]);
+      node_fail(c, im->err, HAWQ_ERR_PARSE, "output dimension %d would be %lld, expected >= 1", k,
+                (long long)d[k]);
       return -1;
     }
   }
@@ -264,8 +264,7 @@ static int add_activation(importer *im, const node_ctx *c, const char *name, int
   return add_named_tensor(im, name, HAWQ_TENSOR_ACTIVATION, rank, d, batched);
 }
 
-static int add_node(importer *im, const node_ctx *c, hawq_op op, int n_in, const int *in,
-                    int out) {
+static int add_node(importer *im, const node_ctx *c, hawq_op op, int n_in, const int *in, int out) {
   int k = hawq_graph_add_node(im->g, op, c->node_name, c->op_type, n_in, in, out);
   if (k < 0) oom(im);
   return k;
@@ -273,7 +272,9 @@ static int add_node(importer *im, const node_ctx *c, hawq_op op, int n_in, const
 
 /* The tensor at index t. The pointer is invalidated by the next tensor added (the array grows):
  * emitters keep copies. */
-static const hawq_tensor *T(const importer *im, int t) { return &im->g->tensors[t]; }
+static const hawq_tensor *T(const importer *im, int t) {
+  return &im->g->tensors[t];
+}
 
 /* Shape description for messages, e.g. "Nx3x224x224". */
 static const char *shape_str(const hawq_tensor *t, char *buf, size_t size) {
@@ -283,8 +284,8 @@ static const char *shape_str(const hawq_tensor *t, char *buf, size_t size) {
     if (k == 0 && t->batched) {
       used += (size_t)snprintf(buf + used, size - used, "N");
     } else {
-      used += (size_t)snprintf(buf + used, size - used, "%s%lld", k ? "x" : "",
-                               (long long)t->dims[k]);
+      used +=
+          (size_t)snprintf(buf + used, size - used, "%s%lld", k ? "x" : "", (long long)t->dims[k]);
     }
   }
   if (t->rank == 0) snprintf(buf, size, "scalar");
@@ -309,8 +310,10 @@ typedef struct emit_args {
 static hawq_status need_runtime(const emit_args *a, int k, const char *what) {
   if (k >= a->n_in || !a->in[k]) return FAIL(HAWQ_ERR_PARSE, "missing input %d (%s)", k, what);
   if (a->in[k]->kind != VALUE_RUNTIME) {
-    return FAIL(HAWQ_ERR_UNSUPPORTED, "input %d (%s) is a constant; hawq needs it computed from "
-                "the graph's input", k, what);
+    return FAIL(HAWQ_ERR_UNSUPPORTED,
+                "input %d (%s) is a constant; hawq needs it computed from "
+                "the graph's input",
+                k, what);
   }
   return HAWQ_OK;
 }
@@ -384,12 +387,12 @@ static hawq_status read_pair(const emit_args *a, const char *name, int64_t def, 
     out[0] = out[1] = (int)def;
     return HAWQ_OK;
   }
-  if (nv != 2) return FAIL(HAWQ_ERR_UNSUPPORTED, "attribute '%s' has %d values, expected 2 (2-D)",
-                           name, nv);
+  if (nv != 2)
+    return FAIL(HAWQ_ERR_UNSUPPORTED, "attribute '%s' has %d values, expected 2 (2-D)", name, nv);
   for (int k = 0; k < 2; k++) {
     if (v[k] < min || v[k] > (1 << 20)) {
-      return FAIL(HAWQ_ERR_PARSE, "attribute '%s' is %lld, expected >= %lld", name,
-                  (long long)v[k], (long long)min);
+      return FAIL(HAWQ_ERR_PARSE, "attribute '%s' is %lld, expected >= %lld", name, (long long)v[k],
+                  (long long)min);
     }
     out[k] = (int)v[k];
   }
@@ -438,21 +441,23 @@ static hawq_status emit_conv(const emit_args *a) {
   if (w->rank != 4) return FAIL(HAWQ_ERR_UNSUPPORTED, "weight has rank %d, expected 4", w->rank);
   int64_t group, K = w->dims[0], Cg = w->dims[1], R = w->dims[2], Sk = w->dims[3];
   if ((st = attr_int(a->c, a->n, "group", 1, &group, a->im->err))) return st;
-  if (group < 1) return FAIL(HAWQ_ERR_PARSE, "attribute 'group' is %lld, expected >= 1",
-                             (long long)group);
-  if (K < 1 || Cg < 1 || R < 1 || Sk < 1) return FAIL(HAWQ_ERR_PARSE, "weight has an empty dimension");
+  if (group < 1)
+    return FAIL(HAWQ_ERR_PARSE, "attribute 'group' is %lld, expected >= 1", (long long)group);
+  if (K < 1 || Cg < 1 || R < 1 || Sk < 1)
+    return FAIL(HAWQ_ERR_PARSE, "weight has an empty dimension");
   if (Cg * group != x->dims[1]) {
     return FAIL(HAWQ_ERR_PARSE, "input has %lld channels but weight expects %lld x group %lld",
                 (long long)x->dims[1], (long long)Cg, (long long)group);
   }
-  if (K % group) return FAIL(HAWQ_ERR_PARSE, "%lld output channels not divisible by group %lld",
-                             (long long)K, (long long)group);
+  if (K % group)
+    return FAIL(HAWQ_ERR_PARSE, "%lld output channels not divisible by group %lld", (long long)K,
+                (long long)group);
   int64_t ks[2];
   int nks;
   if ((st = attr_ints(a->c, a->n, "kernel_shape", 2, ks, &nks, a->im->err))) return st;
   if (nks >= 0 && (nks != 2 || ks[0] != R || ks[1] != Sk)) {
-    return FAIL(HAWQ_ERR_PARSE, "kernel_shape does not match the weight's %lldx%lld",
-                (long long)R, (long long)Sk);
+    return FAIL(HAWQ_ERR_PARSE, "kernel_shape does not match the weight's %lldx%lld", (long long)R,
+                (long long)Sk);
   }
   if (bias && bias->count != K) {
     return FAIL(HAWQ_ERR_PARSE, "bias has %lld values, expected %lld", (long long)bias->count,
@@ -463,8 +468,7 @@ static hawq_status emit_conv(const emit_args *a) {
   char auto_pad[32];
   if ((st = read_pair(a, "strides", 1, 1, at.stride)) ||
       (st = read_pair(a, "dilations", 1, 1, at.dilation)) || (st = read_pads(a, pads)) ||
-      (st = attr_string(a->c, a->n, "auto_pad", "NOTSET", auto_pad, sizeof auto_pad,
-                        a->im->err))) {
+      (st = attr_string(a->c, a->n, "auto_pad", "NOTSET", auto_pad, sizeof auto_pad, a->im->err))) {
     return st;
   }
   int64_t in_hw[2] = {x->dims[2], x->dims[3]};
@@ -474,8 +478,10 @@ static hawq_status emit_conv(const emit_args *a) {
   for (int d = 0; d < 2; d++) {
     int64_t span = in_hw[d] + pads[d] + pads[d + 2] - k_eff[d];
     if (span < 0) {
-      return FAIL(HAWQ_ERR_PARSE, "kernel (%lld with dilation) is larger than the padded input "
-                  "(%lld)", (long long)k_eff[d], (long long)(in_hw[d] + pads[d] + pads[d + 2]));
+      return FAIL(HAWQ_ERR_PARSE,
+                  "kernel (%lld with dilation) is larger than the padded input "
+                  "(%lld)",
+                  (long long)k_eff[d], (long long)(in_hw[d] + pads[d] + pads[d + 2]));
     }
     out_hw[d] = span / at.stride[d] + 1;
   }
@@ -508,8 +514,8 @@ static hawq_status emit_pool(const emit_args *a, bool is_max) {
   if ((st = attr_ints(a->c, a->n, "kernel_shape", 3, ks, &nks, a->im->err))) return st;
   if (nks != 2) return FAIL(HAWQ_ERR_UNSUPPORTED, "kernel_shape must have 2 values (2-D pooling)");
   for (int d = 0; d < 2; d++) {
-    if (ks[d] < 1 || ks[d] > (1 << 20)) return FAIL(HAWQ_ERR_PARSE, "kernel_shape entry %d is %lld",
-                                                  d, (long long)ks[d]);
+    if (ks[d] < 1 || ks[d] > (1 << 20))
+      return FAIL(HAWQ_ERR_PARSE, "kernel_shape entry %d is %lld", d, (long long)ks[d]);
     at.kernel[d] = (int)ks[d];
   }
   int64_t pads[4], ceil_mode, cip = 0, storage_order = 0;
@@ -517,8 +523,7 @@ static hawq_status emit_pool(const emit_args *a, bool is_max) {
   if ((st = read_pair(a, "strides", 1, 1, at.stride)) ||
       (st = read_pair(a, "dilations", 1, 1, at.dilation)) || (st = read_pads(a, pads)) ||
       (st = attr_int(a->c, a->n, "ceil_mode", 0, &ceil_mode, a->im->err)) ||
-      (st = attr_string(a->c, a->n, "auto_pad", "NOTSET", auto_pad, sizeof auto_pad,
-                        a->im->err))) {
+      (st = attr_string(a->c, a->n, "auto_pad", "NOTSET", auto_pad, sizeof auto_pad, a->im->err))) {
     return st;
   }
   if (is_max) {
@@ -590,8 +595,10 @@ static hawq_status emit_batchnorm(const emit_args *a) {
     if ((st = attr_int(a->c, a->n, "is_test", 0, &is_test, a->im->err))) return st;
     training = !is_test;
   }
-  if (training) return FAIL(HAWQ_ERR_UNSUPPORTED, "training mode (batch statistics) in an "
-                            "inference graph; export the model in eval mode");
+  if (training)
+    return FAIL(HAWQ_ERR_UNSUPPORTED,
+                "training mode (batch statistics) in an "
+                "inference graph; export the model in eval mode");
   if (!spatial) return FAIL(HAWQ_ERR_UNSUPPORTED, "spatial 0 is not supported");
   if (!(eps >= 0)) return FAIL(HAWQ_ERR_PARSE, "epsilon %g is negative", eps);
   int ins[5] = {a->in[0]->tensor};
@@ -677,8 +684,10 @@ static hawq_status legacy_broadcast(const emit_args *a, value *b_out) {
   if (axis < 0) axis += ra;
   int trailing = ra - (int)axis - b->rank;
   if (axis < 0 || trailing < 0) {
-    return node_fail(a->c, a->im->err, HAWQ_ERR_PARSE, "legacy broadcast axis %lld is out of "
-                     "range", (long long)axis);
+    return node_fail(a->c, a->im->err, HAWQ_ERR_PARSE,
+                     "legacy broadcast axis %lld is out of "
+                     "range",
+                     (long long)axis);
   }
   int64_t dims[HAWQ_MAX_RANK];
   for (int k = 0; k < b->rank; k++) dims[k] = b->dims[k];
@@ -768,8 +777,10 @@ static hawq_status emit_gemm(const emit_args *a, bool matmul) {
   if ((st = need_runtime(a, 0, "A"))) return st;
   if (a->n_in < 2 || !a->in[1]) return FAIL(HAWQ_ERR_PARSE, "missing input 1 (B)");
   if (a->in[1]->kind != VALUE_CONST) {
-    return FAIL(HAWQ_ERR_UNSUPPORTED, "input 1 (B) is computed at run time; hawq supports %s "
-                "with constant weights only", matmul ? "MatMul" : "Gemm");
+    return FAIL(HAWQ_ERR_UNSUPPORTED,
+                "input 1 (B) is computed at run time; hawq supports %s "
+                "with constant weights only",
+                matmul ? "MatMul" : "Gemm");
   }
   if ((st = need_const(a, 1, "B", false)) || (st = need_const(a, 2, "C", true))) return st;
   int xt = a->in[0]->tensor;
@@ -787,8 +798,10 @@ static hawq_status emit_gemm(const emit_args *a, bool matmul) {
     }
     if (x->rank != 2) return FAIL(HAWQ_ERR_PARSE, "input A has rank %d, expected 2", x->rank);
   } else if (x->rank < 2 || x->rank == 4) {
-    return FAIL(HAWQ_ERR_UNSUPPORTED, "MatMul input A of rank %d; hawq supports rank 2, 3, 5 "
-                "or 6 with a 2-D constant B", x->rank);
+    return FAIL(HAWQ_ERR_UNSUPPORTED,
+                "MatMul input A of rank %d; hawq supports rank 2, 3, 5 "
+                "or 6 with a 2-D constant B",
+                x->rank);
   }
   if (b->rank != 2) return FAIL(HAWQ_ERR_UNSUPPORTED, "B has rank %d, expected 2", b->rank);
   if (trans_a) {
@@ -885,15 +898,17 @@ static hawq_status resolve_runtime_reshape(const emit_args *a, const hawq_tensor
   for (int k = 0; k < nt; k++) {
     hawq_sym t = target[k];
     if (t.n == 0 && t.c == 0 && !allowzero) {
-      if (k >= x->rank) return FAIL(HAWQ_ERR_PARSE, "shape entry %d is 0 but input has rank %d",
-                                    k, x->rank);
+      if (k >= x->rank)
+        return FAIL(HAWQ_ERR_PARSE, "shape entry %d is 0 but input has rank %d", k, x->rank);
       t = k == 0 ? (hawq_sym){0, 1} : (hawq_sym){x->dims[k], 0};
     }
     if (k == 0 && a->im->batch_one_is_n && t.n == 0 && t.c == 1) t = (hawq_sym){0, 1};
     if (t.n != 0) {
       if (k != 0 || t.n != 1 || t.c != 0) {
-        return FAIL(HAWQ_ERR_UNSUPPORTED, "shape entry %d mixes the batch into another "
-                    "dimension; dimension 0 must stay the batch", k);
+        return FAIL(HAWQ_ERR_UNSUPPORTED,
+                    "shape entry %d mixes the batch into another "
+                    "dimension; dimension 0 must stay the batch",
+                    k);
       }
       dim0_is_n = true;
       out[0] = 1;
@@ -912,15 +927,18 @@ static hawq_status resolve_runtime_reshape(const emit_args *a, const hawq_tensor
     known *= t.c;
   }
   if (!dim0_is_n && infer != 0) {
-    return FAIL(HAWQ_ERR_UNSUPPORTED, "the target shape does not keep the batch as dimension 0 "
+    return FAIL(HAWQ_ERR_UNSUPPORTED,
+                "the target shape does not keep the batch as dimension 0 "
                 "(export with a dynamic batch, e.g. x.view(x.size(0), -1) or torch.flatten(x, 1))");
   }
   if (infer == 0) out[0] = 1; /* -1 in dim 0: the batch, if the rest holds one sample */
   int64_t need = per;
   if (infer > 0) {
     if (known == 0 || need % known) {
-      return FAIL(HAWQ_ERR_PARSE, "cannot infer the -1 entry: %lld elements per sample into "
-                  "blocks of %lld", (long long)need, (long long)known);
+      return FAIL(HAWQ_ERR_PARSE,
+                  "cannot infer the -1 entry: %lld elements per sample into "
+                  "blocks of %lld",
+                  (long long)need, (long long)known);
     }
     out[infer] = need / known;
   } else if (known != need) {
@@ -956,7 +974,8 @@ static hawq_status emit_reshape(const emit_args *a) {
     if ((st = resolve_runtime_reshape(a, x, sym, r, false, dims))) return st;
   } else if (!strcmp(op, "Reshape")) {
     if (a->n_in < 2 || !a->in[1] || a->in[1]->kind != VALUE_CONST || a->in[1]->type != CONST_INT) {
-      return FAIL(HAWQ_ERR_UNSUPPORTED, "the shape input must be constant (or computed from "
+      return FAIL(HAWQ_ERR_UNSUPPORTED,
+                  "the shape input must be constant (or computed from "
                   "shapes); it is computed from data at run time");
     }
     if (a->in[1]->rank != 1 || a->in[1]->count > HAWQ_MAX_RANK) {
@@ -1093,8 +1112,8 @@ static hawq_status emit_concat(const emit_args *a) {
     }
     if (t->rank != rank) {
       free(ins);
-      return FAIL(HAWQ_ERR_PARSE, "input '%s' has rank %d, input 0 has %d", a->in_names[k],
-                  t->rank, rank);
+      return FAIL(HAWQ_ERR_PARSE, "input '%s' has rank %d, input 0 has %d", a->in_names[k], t->rank,
+                  rank);
     }
     for (int d = 0; d < rank; d++) {
       int64_t want = T(a->im, ins[0])->dims[d];
@@ -1154,8 +1173,8 @@ static hawq_status emit_pad(const emit_args *a) {
     for (int side = 0; side < 2; side++) {
       int64_t v = pads[d + side * x->rank];
       if (v < -limit || v > limit) {
-        return FAIL(HAWQ_ERR_PARSE, "pad %lld on axis %d is too large (limit +-%lld)",
-                    (long long)v, d, (long long)limit);
+        return FAIL(HAWQ_ERR_PARSE, "pad %lld on axis %d is too large (limit +-%lld)", (long long)v,
+                    d, (long long)limit);
       }
     }
     dims[d] += pads[d] + pads[d + x->rank];
@@ -1235,23 +1254,45 @@ static hawq_status emit_alias(const emit_args *a) {
 
 typedef hawq_status (*emitter)(const emit_args *a);
 
-static hawq_status emit_relu(const emit_args *a) { return emit_unary(a, HAWQ_OP_RELU); }
-static hawq_status emit_clip(const emit_args *a) { return emit_unary(a, HAWQ_OP_CLIP); }
-static hawq_status emit_leaky(const emit_args *a) { return emit_unary(a, HAWQ_OP_LEAKY_RELU); }
-static hawq_status emit_add(const emit_args *a) { return emit_binary(a, HAWQ_OP_ADD); }
-static hawq_status emit_sub(const emit_args *a) { return emit_binary(a, HAWQ_OP_SUB); }
-static hawq_status emit_mul(const emit_args *a) { return emit_binary(a, HAWQ_OP_MUL); }
-static hawq_status emit_div(const emit_args *a) { return emit_binary(a, HAWQ_OP_DIV); }
-static hawq_status emit_maxpool(const emit_args *a) { return emit_pool(a, true); }
-static hawq_status emit_avgpool(const emit_args *a) { return emit_pool(a, false); }
+static hawq_status emit_relu(const emit_args *a) {
+  return emit_unary(a, HAWQ_OP_RELU);
+}
+static hawq_status emit_clip(const emit_args *a) {
+  return emit_unary(a, HAWQ_OP_CLIP);
+}
+static hawq_status emit_leaky(const emit_args *a) {
+  return emit_unary(a, HAWQ_OP_LEAKY_RELU);
+}
+static hawq_status emit_add(const emit_args *a) {
+  return emit_binary(a, HAWQ_OP_ADD);
+}
+static hawq_status emit_sub(const emit_args *a) {
+  return emit_binary(a, HAWQ_OP_SUB);
+}
+static hawq_status emit_mul(const emit_args *a) {
+  return emit_binary(a, HAWQ_OP_MUL);
+}
+static hawq_status emit_div(const emit_args *a) {
+  return emit_binary(a, HAWQ_OP_DIV);
+}
+static hawq_status emit_maxpool(const emit_args *a) {
+  return emit_pool(a, true);
+}
+static hawq_status emit_avgpool(const emit_args *a) {
+  return emit_pool(a, false);
+}
 static hawq_status emit_gap(const emit_args *a) {
   return emit_global_pool(a, HAWQ_OP_GLOBAL_AVGPOOL);
 }
 static hawq_status emit_gmp(const emit_args *a) {
   return emit_global_pool(a, HAWQ_OP_GLOBAL_MAXPOOL);
 }
-static hawq_status emit_gemm_op(const emit_args *a) { return emit_gemm(a, false); }
-static hawq_status emit_matmul(const emit_args *a) { return emit_gemm(a, true); }
+static hawq_status emit_gemm_op(const emit_args *a) {
+  return emit_gemm(a, false);
+}
+static hawq_status emit_matmul(const emit_args *a) {
+  return emit_gemm(a, true);
+}
 static hawq_status emit_cast(const emit_args *a) {
   int64_t to;
   hawq_status st = need_runtime(a, 0, "input");
@@ -1331,7 +1372,10 @@ static hawq_status import_constant(importer *im, const node_ctx *c, const Onnx__
   if (!strcmp(name, "value_float") || !strcmp(name, "value_int")) {
     bool f = name[6] == 'f';
     if (!value_make_const(out, f ? CONST_FLOAT : CONST_INT, 0, &one)) return oom(im);
-    if (f) out->f[0] = at->f; else out->i[0] = (hawq_sym){at->i, 0};
+    if (f)
+      out->f[0] = at->f;
+    else
+      out->i[0] = (hawq_sym){at->i, 0};
     return HAWQ_OK;
   }
   if (!strcmp(name, "value_floats") || !strcmp(name, "value_ints")) {
@@ -1339,7 +1383,10 @@ static hawq_status import_constant(importer *im, const node_ctx *c, const Onnx__
     count = (int64_t)(f ? at->n_floats : at->n_ints);
     if (!value_make_const(out, f ? CONST_FLOAT : CONST_INT, 1, &count)) return oom(im);
     for (int64_t k = 0; k < count; k++) {
-      if (f) out->f[k] = at->floats[k]; else out->i[k] = (hawq_sym){at->ints[k], 0};
+      if (f)
+        out->f[k] = at->floats[k];
+      else
+        out->i[k] = (hawq_sym){at->ints[k], 0};
     }
     return HAWQ_OK;
   }
@@ -1380,8 +1427,7 @@ static hawq_status import_node(importer *im, const Onnx__NodeProto *n, int index
     int v = env_lookup(im, names[k]);
     if (v < 0) {
       st = node_fail(&c, im->err, HAWQ_ERR_PARSE,
-                     "input '%s' is not defined before this node (is the graph sorted?)",
-                     names[k]);
+                     "input '%s' is not defined before this node (is the graph sorted?)", names[k]);
       goto done;
     }
     if (im->unavailable[v]) {
@@ -1428,7 +1474,8 @@ static hawq_status import_node(importer *im, const Onnx__NodeProto *n, int index
   st = node_fail(&c, im->err, HAWQ_ERR_UNSUPPORTED,
                  "op '%s' is not supported (hawq imports CNN ops: Conv, BatchNormalization, Relu, "
                  "Clip, LeakyRelu, Add/Sub/Mul/Div, MaxPool, AveragePool, Global*Pool, Gemm, "
-                 "MatMul, Flatten, Reshape, Concat, Pad, Softmax, and shape subgraphs)", op);
+                 "MatMul, Flatten, Reshape, Concat, Pad, Softmax, and shape subgraphs)",
+                 op);
 done:
   free(in);
   free(names);
@@ -1449,9 +1496,8 @@ static hawq_status import_input(importer *im, const Onnx__ValueInfoProto *vi, bo
   }
   const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
   if (tt->elem_type != ONNX_FLOAT) {
-    return hawq_fail(im->err, HAWQ_ERR_UNSUPPORTED,
-                     "%s: graph input '%s' is %s, expected float32", im->file, name,
-                     onnx_dtype_name(tt->elem_type));
+    return hawq_fail(im->err, HAWQ_ERR_UNSUPPORTED, "%s: graph input '%s' is %s, expected float32",
+                     im->file, name, onnx_dtype_name(tt->elem_type));
   }
   if (!tt->shape) {
     return hawq_fail(im->err, HAWQ_ERR_UNSUPPORTED, "%s: graph input '%s' has no shape", im->file,
@@ -1490,8 +1536,7 @@ static hawq_status import_input(importer *im, const Onnx__ValueInfoProto *vi, bo
   }
   if (shape_numel((int)rank, dims) < 0) {
     return hawq_fail(im->err, HAWQ_ERR_UNSUPPORTED,
-                     "%s: graph input '%s' has more than 2^32 elements per sample", im->file,
-                     name);
+                     "%s: graph input '%s' has more than 2^32 elements per sample", im->file, name);
   }
   int t = add_named_tensor(im, name, HAWQ_TENSOR_INPUT, (int)rank, dims, !im->fixed_shapes);
   if (t < 0) return im->err->status;
@@ -1512,8 +1557,10 @@ static hawq_status import_bound_input(importer *im, const struct hawq_bound_inpu
   }
   for (int k = 0; k < b->rank; k++) dims[k] = b->dims[k];
   if (shape_numel(b->rank, dims) < 0) {
-    return hawq_fail(im->err, HAWQ_ERR_INVALID_ARG, "bound input '%s': a dimension is negative "
-                     "or the shape has more than 2^32 elements", b->name);
+    return hawq_fail(im->err, HAWQ_ERR_INVALID_ARG,
+                     "bound input '%s': a dimension is negative "
+                     "or the shape has more than 2^32 elements",
+                     b->name);
   }
   bool f = b->onnx_dtype == ONNX_FLOAT;
   if (!f && b->onnx_dtype != ONNX_INT64) {
@@ -1522,8 +1569,10 @@ static hawq_status import_bound_input(importer *im, const struct hawq_bound_inpu
   }
   if (!value_make_const(&v, f ? CONST_FLOAT : CONST_INT, b->rank, dims)) return oom(im);
   for (int64_t k = 0; k < v.count; k++) {
-    if (f) v.f[k] = ((const float *)b->data)[k];
-    else v.i[k] = (hawq_sym){((const int64_t *)b->data)[k], 0};
+    if (f)
+      v.f[k] = ((const float *)b->data)[k];
+    else
+      v.i[k] = (hawq_sym){((const int64_t *)b->data)[k], 0};
   }
   return env_bind(im, b->name, &v, NULL);
 }
@@ -1597,9 +1646,10 @@ static hawq_status import_model(importer *im, const Onnx__ModelProto *m,
     }
   }
   if (im->opset < HAWQ_MIN_OPSET || im->opset > HAWQ_MAX_OPSET) {
-    return hawq_fail(im->err, HAWQ_ERR_UNSUPPORTED, "%s: opset %lld is not supported (hawq reads "
-                     "opsets %d to %d)", im->file, (long long)im->opset, HAWQ_MIN_OPSET,
-                     HAWQ_MAX_OPSET);
+    return hawq_fail(im->err, HAWQ_ERR_UNSUPPORTED,
+                     "%s: opset %lld is not supported (hawq reads "
+                     "opsets %d to %d)",
+                     im->file, (long long)im->opset, HAWQ_MIN_OPSET, HAWQ_MAX_OPSET);
   }
   im->g->opset = im->opset;
   const Onnx__GraphProto *gr = m->graph;
@@ -1637,8 +1687,8 @@ static hawq_status import_model(importer *im, const Onnx__ModelProto *m,
   for (size_t k = 0; k < gr->n_node; k++) {
     if ((st = import_node(im, gr->node[k], (int)k))) return st;
   }
-  if (gr->n_output == 0) return hawq_fail(im->err, HAWQ_ERR_PARSE, "%s: the graph has no output",
-                                          im->file);
+  if (gr->n_output == 0)
+    return hawq_fail(im->err, HAWQ_ERR_PARSE, "%s: the graph has no output", im->file);
   im->g->outputs = calloc(gr->n_output, sizeof(int));
   if (!im->g->outputs) return oom(im);
   for (size_t k = 0; k < gr->n_output; k++) {
@@ -1651,8 +1701,8 @@ static hawq_status import_model(importer *im, const Onnx__ModelProto *m,
     }
     if (im->values[v].kind != VALUE_RUNTIME) {
       return hawq_fail(im->err, HAWQ_ERR_UNSUPPORTED,
-                       "%s: graph output '%s' is a constant, not computed from the input",
-                       im->file, name);
+                       "%s: graph output '%s' is a constant, not computed from the input", im->file,
+                       name);
     }
     int t = im->values[v].tensor;
     bool repeated = false;
@@ -1682,21 +1732,26 @@ static hawq_status load_buffer(const void *data, size_t size, const char *name,
   hawq_error_clear(err);
   *out = NULL;
   if (!name) name = "<buffer>";
-  if (size == 0) return hawq_fail(err, HAWQ_ERR_PARSE, "%s: empty file, expected an ONNX model", name);
+  if (size == 0)
+    return hawq_fail(err, HAWQ_ERR_PARSE, "%s: empty file, expected an ONNX model", name);
   if (size > HAWQ_MAX_MODEL_BYTES) {
-    return hawq_fail(err, HAWQ_ERR_UNSUPPORTED, "%s: %zu bytes is over protobuf's 2 GiB limit; "
-                     "save the weights as ONNX external data", name, size);
+    return hawq_fail(err, HAWQ_ERR_UNSUPPORTED,
+                     "%s: %zu bytes is over protobuf's 2 GiB limit; "
+                     "save the weights as ONNX external data",
+                     name, size);
   }
   if (!onnx_nesting_within(data, size, HAWQ_MAX_ONNX_NESTING)) {
-    return hawq_fail(err, HAWQ_ERR_UNSUPPORTED, "%s: messages nested more than %d deep (graphs in "
-                     "attributes, or types); hawq imports flat CNN graphs", name,
-                     HAWQ_MAX_ONNX_NESTING);
+    return hawq_fail(err, HAWQ_ERR_UNSUPPORTED,
+                     "%s: messages nested more than %d deep (graphs in "
+                     "attributes, or types); hawq imports flat CNN graphs",
+                     name, HAWQ_MAX_ONNX_NESTING);
   }
   Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, size, data);
   if (!m) {
     return hawq_fail(err, HAWQ_ERR_PARSE,
                      "%s: not a valid ONNX model (protobuf ModelProto did not parse: truncated "
-                     "or corrupt)", name);
+                     "or corrupt)",
+                     name);
   }
   importer im = {.file = name, .base_dir = base_dir, .err = err};
   im.fixed_shapes = opt && opt->fixed_shapes;
@@ -1718,8 +1773,8 @@ hawq_status hawq_graph_load_onnx_buffer(const void *data, size_t size, const cha
   return load_buffer(data, size, name, NULL, opt, out, err);
 }
 
-hawq_status hawq_graph_load_onnx(const char *path, const hawq_import_options *opt,
-                                 hawq_graph **out, hawq_error *err) {
+hawq_status hawq_graph_load_onnx(const char *path, const hawq_import_options *opt, hawq_graph **out,
+                                 hawq_error *err) {
   hawq_error local;
   if (!err) err = &local;
   *out = NULL;
@@ -1733,8 +1788,10 @@ hawq_status hawq_graph_load_onnx(const char *path, const hawq_import_options *op
   off_t size = sb.st_size;
   if ((uint64_t)size > HAWQ_MAX_MODEL_BYTES) {
     fclose(f);
-    return hawq_fail(err, HAWQ_ERR_UNSUPPORTED, "%s: %lld bytes is over protobuf's 2 GiB limit; "
-                     "save the weights as ONNX external data", path, (long long)size);
+    return hawq_fail(err, HAWQ_ERR_UNSUPPORTED,
+                     "%s: %lld bytes is over protobuf's 2 GiB limit; "
+                     "save the weights as ONNX external data",
+                     path, (long long)size);
   }
   void *buf = malloc(size ? (size_t)size : 1);
   if (!buf) {
@@ -1751,14 +1808,21 @@ hawq_status hawq_graph_load_onnx(const char *path, const hawq_import_options *op
   char dir[4096];
   snprintf(dir, sizeof dir, "%s", path);
   char *slash = strrchr(dir, '/');
-  if (slash) *slash = '\0'; else snprintf(dir, sizeof dir, ".");
+  if (slash)
+    *slash = '\0';
+  else
+    snprintf(dir, sizeof dir, ".");
   hawq_status st = load_buffer(buf, (size_t)size, path, dir, opt, out, err);
   free(buf);
   return st;
 }
 
-size_t hawq_graph_num_inputs(const hawq_graph *g) { return (size_t)g->n_inputs; }
-size_t hawq_graph_num_outputs(const hawq_graph *g) { return (size_t)g->n_outputs; }
+size_t hawq_graph_num_inputs(const hawq_graph *g) {
+  return (size_t)g->n_inputs;
+}
+size_t hawq_graph_num_outputs(const hawq_graph *g) {
+  return (size_t)g->n_outputs;
+}
 
 static hawq_tensor_info info_of(const hawq_tensor *t) {
   hawq_tensor_info ti = {.name = t->name, .rank = t->rank, .batched = t->batched};

@@ -30,8 +30,8 @@ typedef struct value {
   int rank;
   int64_t dims[HAWQ_MAX_RANK];
   int64_t count;
-  float *f;     /* CONST_FLOAT: count values */
-  hawq_sym *i;  /* CONST_INT: count values */
+  float *f;    /* CONST_FLOAT: count values */
+  hawq_sym *i; /* CONST_INT: count values */
   /* The IR parameter already made from this constant (index + 1; 0 = none) and its shape, so a
    * weight shared by several nodes is stored once. */
   int param_plus1;
@@ -41,9 +41,19 @@ typedef struct value {
 
 /* ONNX TensorProto.DataType values used here. */
 enum {
-  ONNX_FLOAT = 1, ONNX_UINT8 = 2, ONNX_INT8 = 3, ONNX_UINT16 = 4, ONNX_INT16 = 5, ONNX_INT32 = 6,
-  ONNX_INT64 = 7, ONNX_STRING = 8, ONNX_BOOL = 9, ONNX_FLOAT16 = 10, ONNX_DOUBLE = 11,
-  ONNX_UINT32 = 12, ONNX_UINT64 = 13,
+  ONNX_FLOAT = 1,
+  ONNX_UINT8 = 2,
+  ONNX_INT8 = 3,
+  ONNX_UINT16 = 4,
+  ONNX_INT16 = 5,
+  ONNX_INT32 = 6,
+  ONNX_INT64 = 7,
+  ONNX_STRING = 8,
+  ONNX_BOOL = 9,
+  ONNX_FLOAT16 = 10,
+  ONNX_DOUBLE = 11,
+  ONNX_UINT32 = 12,
+  ONNX_UINT64 = 13,
 };
 
 const char *onnx_dtype_name(int dtype);
@@ -93,8 +103,7 @@ hawq_status fold_node(const node_ctx *c, const Onnx__NodeProto *n, value *const 
                       value *out, bool *handled, hawq_error *err);
 
 /* Numpy-style broadcast of two shapes; false if incompatible. */
-bool broadcast_shape(int ra, const int64_t *a, int rb, const int64_t *b, int *rout,
-                     int64_t *out);
+bool broadcast_shape(int ra, const int64_t *a, int rb, const int64_t *b, int *rout, int64_t *out);
 
 /* Reads an int constant input as plain integers (refusing batch-dependent values). */
 hawq_status const_ints(const node_ctx *c, const value *v, const char *what, int max, int64_t *out,
@@ -108,8 +117,8 @@ bool onnx_nesting_within(const uint8_t *buf, size_t len, int max_depth);
 
 /* Shape helpers shared by folding and runtime import. keep_axis0: never squeeze axis 0. */
 hawq_status fold_unsqueeze_shape(const node_ctx *c, int rank, const int64_t *dims,
-                                 const int64_t *axes, int n_axes, int *out_rank,
-                                 int64_t *out_dims, hawq_error *err);
+                                 const int64_t *axes, int n_axes, int *out_rank, int64_t *out_dims,
+                                 hawq_error *err);
 hawq_status fold_squeeze_shape(const node_ctx *c, int rank, const int64_t *dims,
                                const int64_t *axes, int n_axes, bool keep_axis0, int *out_rank,
                                int64_t *out_dims, hawq_error *err);

@@ -16,21 +16,36 @@
 
 const char *onnx_dtype_name(int dtype) {
   switch (dtype) {
-    case ONNX_FLOAT: return "float32";
-    case ONNX_UINT8: return "uint8";
-    case ONNX_INT8: return "int8";
-    case ONNX_UINT16: return "uint16";
-    case ONNX_INT16: return "int16";
-    case ONNX_INT32: return "int32";
-    case ONNX_INT64: return "int64";
-    case ONNX_STRING: return "string";
-    case ONNX_BOOL: return "bool";
-    case ONNX_FLOAT16: return "float16";
-    case ONNX_DOUBLE: return "float64";
-    case ONNX_UINT32: return "uint32";
-    case ONNX_UINT64: return "uint64";
-    case 16: return "bfloat16";
-    default: return "unknown type";
+    case ONNX_FLOAT:
+      return "float32";
+    case ONNX_UINT8:
+      return "uint8";
+    case ONNX_INT8:
+      return "int8";
+    case ONNX_UINT16:
+      return "uint16";
+    case ONNX_INT16:
+      return "int16";
+    case ONNX_INT32:
+      return "int32";
+    case ONNX_INT64:
+      return "int64";
+    case ONNX_STRING:
+      return "string";
+    case ONNX_BOOL:
+      return "bool";
+    case ONNX_FLOAT16:
+      return "float16";
+    case ONNX_DOUBLE:
+      return "float64";
+    case ONNX_UINT32:
+      return "uint32";
+    case ONNX_UINT64:
+      return "uint64";
+    case 16:
+      return "bfloat16";
+    default:
+      return "unknown type";
   }
 }
 
@@ -98,41 +113,89 @@ bool value_copy(value *dst, const value *src) {
 
 static size_t dtype_size(int dtype) {
   switch (dtype) {
-    case ONNX_FLOAT: case ONNX_INT32: case ONNX_UINT32: return 4;
-    case ONNX_INT64: case ONNX_UINT64: case ONNX_DOUBLE: return 8;
-    case ONNX_INT16: case ONNX_UINT16: return 2;
-    case ONNX_INT8: case ONNX_UINT8: case ONNX_BOOL: return 1;
-    default: return 0;
+    case ONNX_FLOAT:
+    case ONNX_INT32:
+    case ONNX_UINT32:
+      return 4;
+    case ONNX_INT64:
+    case ONNX_UINT64:
+    case ONNX_DOUBLE:
+      return 8;
+    case ONNX_INT16:
+    case ONNX_UINT16:
+      return 2;
+    case ONNX_INT8:
+    case ONNX_UINT8:
+    case ONNX_BOOL:
+      return 1;
+    default:
+      return 0;
   }
 }
 
 /* Little-endian element `k` of raw bytes as double / int64. */
 static double raw_as_double(const uint8_t *p, int dtype, int64_t k) {
   switch (dtype) {
-    case ONNX_FLOAT: { float v; memcpy(&v, p + 4 * k, 4); return v; }
-    case ONNX_DOUBLE: { double v; memcpy(&v, p + 8 * k, 8); return v; }
-    default: return 0;
+    case ONNX_FLOAT: {
+      float v;
+      memcpy(&v, p + 4 * k, 4);
+      return v;
+    }
+    case ONNX_DOUBLE: {
+      double v;
+      memcpy(&v, p + 8 * k, 8);
+      return v;
+    }
+    default:
+      return 0;
   }
 }
 
 static int64_t raw_as_int(const uint8_t *p, int dtype, int64_t k) {
   switch (dtype) {
-    case ONNX_INT64: { int64_t v; memcpy(&v, p + 8 * k, 8); return v; }
-    case ONNX_UINT64: { uint64_t v; memcpy(&v, p + 8 * k, 8); return (int64_t)v; }
-    case ONNX_INT32: { int32_t v; memcpy(&v, p + 4 * k, 4); return v; }
-    case ONNX_UINT32: { uint32_t v; memcpy(&v, p + 4 * k, 4); return v; }
-    case ONNX_INT16: { int16_t v; memcpy(&v, p + 2 * k, 2); return v; }
-    case ONNX_UINT16: { uint16_t v; memcpy(&v, p + 2 * k, 2); return v; }
-    case ONNX_INT8: return (int8_t)p[k];
-    case ONNX_UINT8: case ONNX_BOOL: return p[k];
-    default: return 0;
+    case ONNX_INT64: {
+      int64_t v;
+      memcpy(&v, p + 8 * k, 8);
+      return v;
+    }
+    case ONNX_UINT64: {
+      uint64_t v;
+      memcpy(&v, p + 8 * k, 8);
+      return (int64_t)v;
+    }
+    case ONNX_INT32: {
+      int32_t v;
+      memcpy(&v, p + 4 * k, 4);
+      return v;
+    }
+    case ONNX_UINT32: {
+      uint32_t v;
+      memcpy(&v, p + 4 * k, 4);
+      return v;
+    }
+    case ONNX_INT16: {
+      int16_t v;
+      memcpy(&v, p + 2 * k, 2);
+      return v;
+    }
+    case ONNX_UINT16: {
+      uint16_t v;
+      memcpy(&v, p + 2 * k, 2);
+      return v;
+    }
+    case ONNX_INT8:
+      return (int8_t)p[k];
+    case ONNX_UINT8:
+    case ONNX_BOOL:
+      return p[k];
+    default:
+      return 0;
   }
 }
 
 /* Reads `len` bytes at `offset` of an external data file into a new buffer. */
-static hawq_status read_external(const Onnx__TensorProto *t, const char *base_dir,
-                                 const char *what, size_t expected, uint8_t **out,
-                                 hawq_error *err) {
+static hawq_status read_external(const Onnx__TensorProto *t, const char *base_dir, const char *what,
+                                 size_t expected, uint8_t **out, hawq_error *err) {
   const char *location = NULL;
   int64_t offset = 0, length = -1;
   for (size_t k = 0; k < t->n_external_data; k++) {
@@ -148,7 +211,10 @@ static hawq_status read_external(const Onnx__TensorProto *t, const char *base_di
         return hawq_fail(err, HAWQ_ERR_PARSE, "%s: external data %s '%s' is not a number >= 0",
                          what, key, val);
       }
-      if (key[0] == 'o') offset = v; else length = v;
+      if (key[0] == 'o')
+        offset = v;
+      else
+        length = v;
     }
   }
   if (!location || !*location) {
@@ -162,11 +228,12 @@ static hawq_status read_external(const Onnx__TensorProto *t, const char *base_di
   if (location[0] == '/' || strstr(location, "..")) {
     return hawq_fail(err, HAWQ_ERR_UNSUPPORTED,
                      "%s: external data location '%s' must be a relative path inside the "
-                     "model's directory", what, location);
+                     "model's directory",
+                     what, location);
   }
   if (length >= 0 && (uint64_t)length != expected) {
-    return hawq_fail(err, HAWQ_ERR_PARSE, "%s: external data length %lld, expected %zu bytes",
-                     what, (long long)length, expected);
+    return hawq_fail(err, HAWQ_ERR_PARSE, "%s: external data length %lld, expected %zu bytes", what,
+                     (long long)length, expected);
   }
   char path[4096];
   if ((size_t)snprintf(path, sizeof path, "%s/%s", base_dir, location) >= sizeof path) {
@@ -254,11 +321,22 @@ hawq_status tensor_to_value(const Onnx__TensorProto *t, const char *base_dir, co
     /* Typed fields: which one depends on the element type. */
     size_t have;
     switch (dtype) {
-      case ONNX_FLOAT: have = t->n_float_data; break;
-      case ONNX_DOUBLE: have = t->n_double_data; break;
-      case ONNX_INT64: have = t->n_int64_data; break;
-      case ONNX_UINT32: case ONNX_UINT64: have = t->n_uint64_data; break;
-      default: have = t->n_int32_data; break;
+      case ONNX_FLOAT:
+        have = t->n_float_data;
+        break;
+      case ONNX_DOUBLE:
+        have = t->n_double_data;
+        break;
+      case ONNX_INT64:
+        have = t->n_int64_data;
+        break;
+      case ONNX_UINT32:
+      case ONNX_UINT64:
+        have = t->n_uint64_data;
+        break;
+      default:
+        have = t->n_int32_data;
+        break;
     }
     if (have != (size_t)n) {
       return hawq_fail(err, HAWQ_ERR_PARSE, "%s: %zu values stored, expected %lld", what, have,
@@ -274,8 +352,10 @@ hawq_status tensor_to_value(const Onnx__TensorProto *t, const char *base_dir, co
   for (int64_t k = 0; k < n; k++) {
     if (is_float) {
       double v;
-      if (raw) v = raw_as_double(raw, dtype, k);
-      else v = dtype == ONNX_FLOAT ? t->float_data[k] : t->double_data[k];
+      if (raw)
+        v = raw_as_double(raw, dtype, k);
+      else
+        v = dtype == ONNX_FLOAT ? t->float_data[k] : t->double_data[k];
       out->f[k] = (float)v;
     } else {
       int64_t v;
@@ -283,9 +363,16 @@ hawq_status tensor_to_value(const Onnx__TensorProto *t, const char *base_dir, co
         v = raw_as_int(raw, dtype, k);
       } else {
         switch (dtype) {
-          case ONNX_INT64: v = t->int64_data[k]; break;
-          case ONNX_UINT32: case ONNX_UINT64: v = (int64_t)t->uint64_data[k]; break;
-          default: v = t->int32_data[k]; break;
+          case ONNX_INT64:
+            v = t->int64_data[k];
+            break;
+          case ONNX_UINT32:
+          case ONNX_UINT64:
+            v = (int64_t)t->uint64_data[k];
+            break;
+          default:
+            v = t->int32_data[k];
+            break;
         }
       }
       out->i[k] = (hawq_sym){v, 0};
@@ -390,8 +477,7 @@ hawq_status const_ints(const node_ctx *c, const value *v, const char *what, int 
   return HAWQ_OK;
 }
 
-bool broadcast_shape(int ra, const int64_t *a, int rb, const int64_t *b, int *rout,
-                     int64_t *out) {
+bool broadcast_shape(int ra, const int64_t *a, int rb, const int64_t *b, int *rout, int64_t *out) {
   int r = ra > rb ? ra : rb;
   for (int k = 0; k < r; k++) {
     int ia = k - (r - ra), ib = k - (r - rb);

@@ -11,27 +11,43 @@
 #include "onnx/onnx_internal.h"
 
 typedef enum msg_kind {
-  MSG_NONE, MSG_MODEL, MSG_GRAPH, MSG_NODE, MSG_ATTRIBUTE, MSG_FUNCTION, MSG_VALUE_INFO,
-  MSG_TYPE, MSG_TYPE_WRAPPER, /* TypeProto.Sequence / .Optional (elem_type = 1), .Map (2) */
+  MSG_NONE,
+  MSG_MODEL,
+  MSG_GRAPH,
+  MSG_NODE,
+  MSG_ATTRIBUTE,
+  MSG_FUNCTION,
+  MSG_VALUE_INFO,
+  MSG_TYPE,
+  MSG_TYPE_WRAPPER, /* TypeProto.Sequence / .Optional (elem_type = 1), .Map (2) */
 } msg_kind;
 
 /* The kind of the message in `field` of a message of kind k, for the recursive fields only
  * (field numbers from onnx.proto). */
 static msg_kind child_kind(msg_kind k, uint64_t field) {
   switch (k) {
-    case MSG_MODEL: return field == 7 ? MSG_GRAPH : field == 25 ? MSG_FUNCTION : MSG_NONE;
+    case MSG_MODEL:
+      return field == 7 ? MSG_GRAPH : field == 25 ? MSG_FUNCTION : MSG_NONE;
     case MSG_GRAPH:
-      return field == 1 ? MSG_NODE : (field == 11 || field == 12 || field == 13) ? MSG_VALUE_INFO
-                                                                                 : MSG_NONE;
-    case MSG_NODE: return field == 5 ? MSG_ATTRIBUTE : MSG_NONE;
+      return field == 1                                    ? MSG_NODE
+             : (field == 11 || field == 12 || field == 13) ? MSG_VALUE_INFO
+                                                           : MSG_NONE;
+    case MSG_NODE:
+      return field == 5 ? MSG_ATTRIBUTE : MSG_NONE;
     case MSG_ATTRIBUTE:
-      return (field == 6 || field == 11) ? MSG_GRAPH : (field == 14 || field == 15) ? MSG_TYPE
-                                                                                    : MSG_NONE;
-    case MSG_FUNCTION: return field == 7 ? MSG_NODE : field == 11 ? MSG_ATTRIBUTE : MSG_NONE;
-    case MSG_VALUE_INFO: return field == 2 ? MSG_TYPE : MSG_NONE;
-    case MSG_TYPE: return (field == 4 || field == 5 || field == 9) ? MSG_TYPE_WRAPPER : MSG_NONE;
-    case MSG_TYPE_WRAPPER: return (field == 1 || field == 2) ? MSG_TYPE : MSG_NONE;
-    default: return MSG_NONE;
+      return (field == 6 || field == 11)    ? MSG_GRAPH
+             : (field == 14 || field == 15) ? MSG_TYPE
+                                            : MSG_NONE;
+    case MSG_FUNCTION:
+      return field == 7 ? MSG_NODE : field == 11 ? MSG_ATTRIBUTE : MSG_NONE;
+    case MSG_VALUE_INFO:
+      return field == 2 ? MSG_TYPE : MSG_NONE;
+    case MSG_TYPE:
+      return (field == 4 || field == 5 || field == 9) ? MSG_TYPE_WRAPPER : MSG_NONE;
+    case MSG_TYPE_WRAPPER:
+      return (field == 1 || field == 2) ? MSG_TYPE : MSG_NONE;
+    default:
+      return MSG_NONE;
   }
 }
 
@@ -87,7 +103,8 @@ bool onnx_nesting_within(const uint8_t *buf, size_t len, int max_depth) {
         }
         break;
       }
-      default: return true;
+      default:
+        return true;
     }
   }
   return true;

@@ -2,13 +2,13 @@
  * written here from the ONNX / PyTorch definitions (no code shared with src/float), computed in
  * double on logical (NCHW for rank 4) data: conv2d (oneDNN primitives: grouped, depthwise with
  * channel multiplier 1 and 2, 1x1 pointwise, dilated, strided, asymmetric pads, fused
- * activations, 1-4 threads), batchnorm, relu / clip / leaky relu, broadcasting add / sub / mul / div,
- * max and average pooling (ceil mode, count_include_pad), global pooling, gemm and sgemm_nt with
- * leading dimensions, reshape, transpose, concat, pad and softmax, each with 1 and 2 threads.
+ * activations, 1-4 threads), batchnorm, relu / clip / leaky relu, broadcasting add / sub / mul /
+ * div, max and average pooling (ceil mode, count_include_pad), global pooling, gemm and sgemm_nt
+ * with leading dimensions, reshape, transpose, concat, pad and softmax, each with 1 and 2 threads.
  *
- * Outputs are prefilled with NaN, so an element a kernel forgets to write fails. A failing case prints the op, the whole case and the first differing logical
- * index; after MAX_REPORTS failing cases an op is only counted. Shapes come from a seeded RNG
- * (HAWQ_TEST_SEED=<n> replays a run). */
+ * Outputs are prefilled with NaN, so an element a kernel forgets to write fails. A failing case
+ * prints the op, the whole case and the first differing logical index; after MAX_REPORTS failing
+ * cases an op is only counted. Shapes come from a seeded RNG (HAWQ_TEST_SEED=<n> replays a run). */
 #include <float.h>
 #include <math.h>
 #include <stdbool.h>

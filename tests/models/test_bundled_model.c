@@ -20,21 +20,24 @@ int main(void) {
   hawq_graph *g = NULL;
   hawq_dataset *ds = NULL;
   if (access(HAWQ_FASHION_MNIST_DIR, R_OK)) {
-    printf("skipped: %s not found (apt-get install dataset-fashion-mnist)\n", HAWQ_FASHION_MNIST_DIR);
+    printf("skipped: %s not found (apt-get install dataset-fashion-mnist)\n",
+           HAWQ_FASHION_MNIST_DIR);
     return 77;
   }
   REQUIRE(hawq_graph_load_onnx(MODEL, NULL, &g, &err) == HAWQ_OK, "%s", err.msg);
   REQUIRE(hawq_dataset_load("fashion-mnist", "test", &ds, &err) == HAWQ_OK, "%s", err.msg);
   hawq_npy logits100, pred, gap;
-  REQUIRE(hawq_npy_read_file(STEM ".torch_logits100.npy", &logits100, &err) == HAWQ_OK, "%s", err.msg);
+  REQUIRE(hawq_npy_read_file(STEM ".torch_logits100.npy", &logits100, &err) == HAWQ_OK, "%s",
+          err.msg);
   REQUIRE(hawq_npy_read_file(STEM ".torch_pred.npy", &pred, &err) == HAWQ_OK, "%s", err.msg);
   REQUIRE(hawq_npy_read_file(STEM ".torch_top2gap.npy", &gap, &err) == HAWQ_OK, "%s", err.msg);
-  REQUIRE(pred.count == (size_t)ds->count && gap.count == (size_t)ds->count &&
-              logits100.count == 1000,
-          "reference files do not match the test set");
+  REQUIRE(
+      pred.count == (size_t)ds->count && gap.count == (size_t)ds->count && logits100.count == 1000,
+      "reference files do not match the test set");
   hawq_preprocess pp = hawq_graph_preprocess(g);
-  CHECK(pp.has_metadata && fabsf(pp.mean[0] - 0.2860f) < 1e-6f && fabsf(pp.std[0] - 0.3530f) < 1e-6f,
-        "preprocessing metadata: mean %g std %g", pp.mean[0], pp.std[0]);
+  CHECK(
+      pp.has_metadata && fabsf(pp.mean[0] - 0.2860f) < 1e-6f && fabsf(pp.std[0] - 0.3530f) < 1e-6f,
+      "preprocessing metadata: mean %g std %g", pp.mean[0], pp.std[0]);
 
   const int batch = 100, classes = 10;
   hawq_float_plan *plan = NULL;
@@ -74,11 +77,12 @@ int main(void) {
     }
   }
   CHECK(worst <= 1e-4, "logits of the first 100 images differ from PyTorch's by up to %g", worst);
-  printf("hawq top-1 %.2f%% (%lld/%lld), PyTorch %.2f%% (%lld); %lld predictions differ (%lld "
-         "near-ties in PyTorch); max |logit difference| on 100 images %.3g\n",
-         100.0 * (double)correct / (double)ds->count, (long long)correct, (long long)ds->count,
-         100.0 * (double)torch_correct / (double)ds->count, (long long)torch_correct,
-         (long long)differing, (long long)ties, worst);
+  printf(
+      "hawq top-1 %.2f%% (%lld/%lld), PyTorch %.2f%% (%lld); %lld predictions differ (%lld "
+      "near-ties in PyTorch); max |logit difference| on 100 images %.3g\n",
+      100.0 * (double)correct / (double)ds->count, (long long)correct, (long long)ds->count,
+      100.0 * (double)torch_correct / (double)ds->count, (long long)torch_correct,
+      (long long)differing, (long long)ties, worst);
   CHECK(llabs(correct - torch_correct) <= differing, "accuracy differs beyond the near-ties");
   free(input);
   hawq_float_plan_destroy(plan);

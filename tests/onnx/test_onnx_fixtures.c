@@ -40,7 +40,8 @@ static int run(const hawq_graph *g, const hawq_npy *x, int batch, float *out, si
       fprintf(stderr, "run: %s\n", err.msg);
       break;
     }
-    memcpy(out + i * out_per, hawq_float_plan_output(p, 0), (size_t)batch * out_per * sizeof(float));
+    memcpy(out + i * out_per, hawq_float_plan_output(p, 0),
+           (size_t)batch * out_per * sizeof(float));
   }
   hawq_float_plan_destroy(p);
   free(phys);

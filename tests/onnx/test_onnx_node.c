@@ -19,19 +19,48 @@
 
 /* Op-name prefixes of the test directories that must appear in the case list. */
 static const char *covered_prefixes[] = {
-    "node/test_conv", "node/test_basic_conv", "node/test_batchnorm", "node/test_relu",
-    "node/test_clip", "node/test_leakyrelu", "node/test_add", "node/test_sub", "node/test_mul",
-    "node/test_div", "node/test_maxpool", "node/test_averagepool", "node/test_globalaveragepool",
-    "node/test_globalmaxpool", "node/test_gemm", "node/test_matmul_", "node/test_flatten",
-    "node/test_reshape", "node/test_concat", "node/test_constant_pad", "node/test_identity",
-    "node/test_dropout", "node/test_softmax", "node/test_transpose", "node/test_unsqueeze",
-    "node/test_squeeze", "node/test_shape", "node/test_gather_", "node/test_cast_FLOAT_to_DOUBLE",
-    "node/test_constantofshape", "node/test_slice", "node/test_constant",
-    "pytorch-converted/test_Conv", "pytorch-converted/test_BatchNorm",
-    "pytorch-converted/test_MaxPool", "pytorch-converted/test_AvgPool",
-    "pytorch-converted/test_ReLU", "pytorch-converted/test_LeakyReLU",
-    "pytorch-converted/test_Linear", "pytorch-converted/test_ConstantPad",
-    "pytorch-converted/test_ZeroPad", "pytorch-converted/test_Softmax",
+    "node/test_conv",
+    "node/test_basic_conv",
+    "node/test_batchnorm",
+    "node/test_relu",
+    "node/test_clip",
+    "node/test_leakyrelu",
+    "node/test_add",
+    "node/test_sub",
+    "node/test_mul",
+    "node/test_div",
+    "node/test_maxpool",
+    "node/test_averagepool",
+    "node/test_globalaveragepool",
+    "node/test_globalmaxpool",
+    "node/test_gemm",
+    "node/test_matmul_",
+    "node/test_flatten",
+    "node/test_reshape",
+    "node/test_concat",
+    "node/test_constant_pad",
+    "node/test_identity",
+    "node/test_dropout",
+    "node/test_softmax",
+    "node/test_transpose",
+    "node/test_unsqueeze",
+    "node/test_squeeze",
+    "node/test_shape",
+    "node/test_gather_",
+    "node/test_cast_FLOAT_to_DOUBLE",
+    "node/test_constantofshape",
+    "node/test_slice",
+    "node/test_constant",
+    "pytorch-converted/test_Conv",
+    "pytorch-converted/test_BatchNorm",
+    "pytorch-converted/test_MaxPool",
+    "pytorch-converted/test_AvgPool",
+    "pytorch-converted/test_ReLU",
+    "pytorch-converted/test_LeakyReLU",
+    "pytorch-converted/test_Linear",
+    "pytorch-converted/test_ConstantPad",
+    "pytorch-converted/test_ZeroPad",
+    "pytorch-converted/test_Softmax",
     "pytorch-operator/test_operator_",
 };
 
@@ -103,9 +132,9 @@ static bool run_case(const char *rel, const int *const_idx, int n_const) {
   for (int k = 0; ok && k < n_const; k++) {
     int i = const_idx[k];
     value *v = &ins[i].v;
-    bound[n_bound++] = (struct hawq_bound_input){
-        names[i], v->type == CONST_FLOAT ? 1 : 7, v->rank, v->dims,
-        v->type == CONST_FLOAT ? (const void *)v->f : NULL};
+    bound[n_bound++] =
+        (struct hawq_bound_input){names[i], v->type == CONST_FLOAT ? 1 : 7, v->rank, v->dims,
+                                  v->type == CONST_FLOAT ? (const void *)v->f : NULL};
     if (v->type == CONST_INT) {
       int64_t *plain = malloc((size_t)(v->count ? v->count : 1) * sizeof *plain);
       for (int64_t j = 0; j < v->count; j++) plain[j] = v->i[j].c;
@@ -240,7 +269,7 @@ int main(int argc, char **argv) {
   }
   fclose(f);
   if (argc <= 1) check_coverage(listed, n_listed);
-  printf("test_onnx_node: %d of %d cases passed, %d skipped (reasons in " CASES_FILE ")\n",
-         n_pass, n_run, n_skip);
+  printf("test_onnx_node: %d of %d cases passed, %d skipped (reasons in " CASES_FILE ")\n", n_pass,
+         n_run, n_skip);
   return test_report("test_onnx_node");
 }
