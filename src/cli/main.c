@@ -14,6 +14,7 @@ static const struct {
 } commands[] = {
     {"info", cmd_info, "describe a model: inputs, outputs, layers, parameters, MACs"},
     {"eval", cmd_eval, "evaluate a model on a labelled dataset: top-1, top-5, throughput"},
+    {"meta", cmd_meta, "show a model's metadata, or write its input preprocessing"},
 };
 
 static void usage(FILE *f) {

@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "core/file.h"
 #include "core/graph.h"
 #include "core/preprocess.h"
 #include "core/status.h"
@@ -1778,33 +1778,12 @@ hawq_status hawq_graph_load_onnx(const char *path, const hawq_import_options *op
   hawq_error local;
   if (!err) err = &local;
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) return hawq_fail(err, HAWQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  struct stat sb;
-  if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-    fclose(f);
-    return hawq_fail(err, HAWQ_ERR_IO, "%s: cannot read: not a regular file", path);
-  }
-  off_t size = sb.st_size;
-  if ((uint64_t)size > HAWQ_MAX_MODEL_BYTES) {
-    fclose(f);
-    return hawq_fail(err, HAWQ_ERR_UNSUPPORTED,
-                     "%s: %lld bytes is over protobuf's 2 GiB limit; "
-                     "save the weights as ONNX external data",
-                     path, (long long)size);
-  }
-  void *buf = malloc(size ? (size_t)size : 1);
-  if (!buf) {
-    fclose(f);
-    return hawq_fail(err, HAWQ_ERR_NO_MEMORY, "%s: out of memory reading %lld bytes", path,
-                     (long long)size);
-  }
-  size_t got = fread(buf, 1, (size_t)size, f);
-  fclose(f);
-  if (got != (size_t)size) {
-    free(buf);
-    return hawq_fail(err, HAWQ_ERR_IO, "%s: read %zu of %lld bytes", path, got, (long long)size);
-  }
+  void *buf;
+  size_t size;
+  hawq_status st = hawq_read_file(path, HAWQ_MAX_MODEL_BYTES,
+                                  " (protobuf's 2 GiB limit); save the weights as external data",
+                                  &buf, &size, err);
+  if (st) return st;
   char dir[4096];
   snprintf(dir, sizeof dir, "%s", path);
   char *slash = strrchr(dir, '/');
@@ -1812,7 +1791,7 @@ hawq_status hawq_graph_load_onnx(const char *path, const hawq_import_options *op
     *slash = '\0';
   else
     snprintf(dir, sizeof dir, ".");
-  hawq_status st = load_buffer(buf, (size_t)size, path, dir, opt, out, err);
+  st = load_buffer(buf, size, path, dir, opt, out, err);
   free(buf);
   return st;
 }

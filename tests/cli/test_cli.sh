@@ -92,6 +92,23 @@ ls "$tmp"/nodir* > /dev/null 2>&1 && fail "a failed --logits left a file behind"
 expect 1 "3 mean/std values for an input with 1 channels" -- \
   "$HAWQ" eval "$MODEL" --data fashion-mnist --limit 10 --mean 0.1,0.2,0.3
 
+# meta: show, write a copy (read back by info/eval), refuse bad counts, write in place atomically
+expect 0 'hawq.input.mean = 0.2860' -- "$HAWQ" meta "$MODEL"
+expect 0 '"from_metadata":[[:space:]]*true' -- "$HAWQ" meta "$MODEL" --json
+expect 0 'defaults' -- "$HAWQ" meta tests/onnx/fixtures/convzoo_opset13.onnx
+expect 0 "wrote $tmp/cz.onnx" -- "$HAWQ" meta tests/onnx/fixtures/convzoo_opset13.onnx \
+  --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 -o "$tmp/cz.onnx"
+expect 0 'hawq.input.mean = 0.485,0.456,0.406' -- "$HAWQ" meta "$tmp/cz.onnx"
+expect 0 'mean 0.485,0.456,0.406 std 0.229,0.224,0.225 \(model metadata\)' -- "$HAWQ" info "$tmp/cz.onnx"
+expect 0 "wrote $tmp/cz.onnx" -- "$HAWQ" meta "$tmp/cz.onnx" --pixel-scale 0.5 -o "$tmp/cz.onnx"
+expect 0 'hawq.input.pixel_scale = 0.5' -- "$HAWQ" meta "$tmp/cz.onnx"
+ls "$tmp"/cz.onnx.tmp.* > /dev/null 2>&1 && fail "meta left a temporary file"
+expect 1 '2 mean/std values for an input with 3 channels' -- \
+  "$HAWQ" meta tests/onnx/fixtures/convzoo_opset13.onnx --mean 0.1,0.2 -o "$tmp/bad.onnx"
+[ -e "$tmp/bad.onnx" ] && fail "a refused meta wrote its output"
+expect 1 '-o OUT.onnx is needed' -- "$HAWQ" meta "$MODEL" --mean 0.5
+expect 1 "'--std'.*must be > 0|--std: value" -- "$HAWQ" meta "$MODEL" --std 0 -o "$tmp/x.onnx"
+
 if [ "$fails" -ne 0 ]; then
   echo "test_cli: $fails failures" >&2
   exit 1
