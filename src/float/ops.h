@@ -1,7 +1,7 @@
-/* Float forward kernels, NHWC. One file per op (conv2d.c, pool.c, ...); the backward of each
- * will sit beside its forward. Tensor arguments carry their physical shapes; `threads` is the
- * number of OpenMP threads an op may use (1 = serial). None of these allocate: scratch comes from
- * the caller's workspace, sized by the matching *_workspace function. */
+/* Float forward kernels, NHWC. One file per op family (conv2d.c, pool.c, ...); the backward of
+ * each will sit beside its forward. Tensor arguments carry their physical shapes; `threads` is
+ * the number of OpenMP threads an op may use (1 = serial). Only the convolution allocates (a
+ * oneDNN primitive, once, when it is created); the others write into caller-owned memory. */
 #ifndef HAWQ_FLOAT_OPS_H
 #define HAWQ_FLOAT_OPS_H
 
