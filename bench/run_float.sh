@@ -36,11 +36,13 @@ if [ ! -d build/anchors/node/node_modules/onnxruntime-node ]; then
 fi
 
 field() { sed -n "s/.*\"$1\":[[:space:]]*\([0-9.]*\).*/\1/p"; }
+median() { echo "$@" | tr ' ' '\n' | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 {
   echo "# Float engine benchmarks ($(date -u +%Y-%m-%d), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
   echo
-  echo "Batch 1, median of $RUNS runs after $WARMUP warm-up runs, per round; $ROUNDS rounds, engines interleaved."
+  echo "Batch 1, median of $RUNS runs after $WARMUP warm-up runs, per round; $ROUNDS rounds, engines"
+  echo "interleaved; the ratio is of the medians over rounds."
   echo
   echo "| model | threads | hawq ms (rounds) | ONNX Runtime ms (rounds) | hawq / ORT |"
   echo "|---|---:|---:|---:|---:|"
@@ -52,7 +54,7 @@ for m in $MODELS; do
   for t in 1 2; do
     cpus=0
     [ "$t" = 2 ] && cpus=0,1
-    h_list="" o_list="" h_sum=0 o_sum=0
+    h_list="" o_list=""
     r=0
     while [ $r -lt "$ROUNDS" ]; do
       h=$(OMP_NUM_THREADS=$t taskset -c $cpus build/release/bench/bench_float "build/models/${m}_fp32.onnx" \
@@ -61,11 +63,9 @@ for m in $MODELS; do
             "build/models/${m}_fp32.onnx" --threads "$t" --runs "$RUNS" --warmup "$WARMUP" | field median_ms)
       h_list="$h_list $h"
       o_list="$o_list $o"
-      h_sum=$(echo "$h_sum + $h" | bc -l)
-      o_sum=$(echo "$o_sum + $o" | bc -l)
       r=$((r + 1))
     done
-    ratio=$(echo "scale=2; $h_sum / $o_sum" | bc -l)
+    ratio=$(echo "scale=2; $(median $h_list) / $(median $o_list)" | bc -l)
     line="| $m | $t | $(echo $h_list | tr ' ' '/') | $(echo $o_list | tr ' ' '/') | $ratio |"
     echo "$line" >> "$out/float.md"
     echo "$line"
