@@ -17,9 +17,15 @@ hawq_status hawq_read_file(const char *path, uint64_t max_bytes, const char *too
   FILE *f = fopen(path, "rb");
   if (!f) return hawq_fail(err, HAWQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   struct stat sb;
-  if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+  if (fstat(fileno(f), &sb) != 0) {
+    hawq_status st = hawq_fail(err, HAWQ_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
     fclose(f);
-    return hawq_fail(err, HAWQ_ERR_IO, "%s: cannot read: not a regular file", path);
+    return st;
+  }
+  if (!S_ISREG(sb.st_mode)) {
+    fclose(f);
+    return hawq_fail(err, HAWQ_ERR_IO, "%s: cannot read: %s", path,
+                     S_ISDIR(sb.st_mode) ? "is a directory, not a file" : "not a regular file");
   }
   if ((uint64_t)sb.st_size > max_bytes) {
     fclose(f);
@@ -60,11 +66,15 @@ hawq_status hawq_write_file_atomic(const char *path, const void *data, size_t si
   ok = (fflush(f) == 0) && ok;
   ok = (fsync(fileno(f)) == 0) && ok;
   ok = (fclose(f) == 0) && ok;
-  if (!ok || rename(tmp, path) != 0) {
-    int e = errno;
+  int e = errno;
+  bool renamed = ok && rename(tmp, path) == 0;
+  if (!renamed) {
+    if (ok) e = errno;
     remove(tmp);
+    hawq_status st = hawq_fail(err, HAWQ_ERR_IO, "%s: cannot %s: %s", path,
+                               ok ? "rename the temporary file over it" : "write", strerror(e));
     free(tmp);
-    return hawq_fail(err, HAWQ_ERR_IO, "%s: cannot write: %s", path, strerror(e));
+    return st;
   }
   free(tmp);
   return HAWQ_OK;

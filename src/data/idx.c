@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "core/file.h"
 #include "core/status.h"
 
 #define IDX_PREFIX_BYTES 4
@@ -324,71 +325,13 @@ hawq_status hawq_idx_read_buffer(const void *buf, size_t size, const char *name,
   return read_raw(bytes, size, name, out, err);
 }
 
-/* Reads the whole file, refusing to grow past max_bytes. */
-static hawq_status read_whole_file(const char *path, uint64_t max_bytes, uint8_t **out,
-                                   size_t *out_size, hawq_error *err) {
-  *out = NULL;
-  *out_size = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return hawq_fail(err, HAWQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  struct stat st;
-  int stat_errno = fstat(fileno(f), &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
-  if (stat_errno) {
-    fclose(f);
-    return hawq_fail(err, HAWQ_ERR_IO, "%s: cannot read: %s", path, strerror(stat_errno));
-  }
-  /* One byte more than the size on disk, so that reaching EOF needs no second buffer. */
-  size_t capacity = 1 << 16;
-  if (S_ISREG(st.st_mode) && st.st_size >= 0 && (uint64_t)st.st_size < max_bytes &&
-      (uint64_t)st.st_size < SIZE_MAX) {
-    capacity = (size_t)st.st_size + 1;
-  }
-  uint8_t *data = malloc(capacity);
-  size_t used = 0;
-  hawq_status s = HAWQ_OK;
-  while (data) {
-    used += fread(data + used, 1, capacity - used, f);
-    if (used < capacity) break; /* EOF or an error */
-    if (capacity >= max_bytes) {
-      s = hawq_fail(err, HAWQ_ERR_PARSE, "%s: larger than %" PRIu64 " bytes, the limit", path,
-                    max_bytes);
-      break;
-    }
-    size_t grown = capacity > SIZE_MAX / 2 ? SIZE_MAX : capacity * 2;
-    if (grown > max_bytes) grown = (size_t)max_bytes;
-    uint8_t *bigger = realloc(data, grown);
-    if (!bigger) {
-      free(data);
-      data = NULL;
-      break;
-    }
-    data = bigger;
-    capacity = grown;
-  }
-  if (s == HAWQ_OK && !data) {
-    s = hawq_fail(err, HAWQ_ERR_NO_MEMORY, "%s: cannot allocate %zu bytes to read it", path,
-                  capacity);
-  }
-  if (s == HAWQ_OK && ferror(f)) {
-    s = hawq_fail(err, HAWQ_ERR_IO, "%s: read error: %s", path, strerror(errno));
-  }
-  fclose(f);
-  if (s != HAWQ_OK) {
-    free(data);
-    return s;
-  }
-  *out = data;
-  *out_size = used;
-  return HAWQ_OK;
-}
-
 hawq_status hawq_idx_read_file(const char *path, hawq_idx *out, hawq_error *err) {
   if (out) memset(out, 0, sizeof *out);
   if (!path) return hawq_fail(err, HAWQ_ERR_INVALID_ARG, "no IDX file path given");
   if (!out) return hawq_fail(err, HAWQ_ERR_INVALID_ARG, "%s: no output given", path);
   uint8_t *bytes = NULL;
   size_t size = 0;
-  hawq_status s = read_whole_file(path, IDX_MAX_FILE_BYTES, &bytes, &size, err);
+  hawq_status s = hawq_read_file(path, IDX_MAX_FILE_BYTES, NULL, (void **)&bytes, &size, err);
   if (s != HAWQ_OK) return s;
   s = hawq_idx_read_buffer(bytes, size, path, out, err);
   free(bytes);

@@ -12,7 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/file.h"
 #include "core/status.h"
+
+/* Largest .npy file read: the header check bounds every allocation by the file size anyway. */
+#define HAWQ_NPY_MAX_FILE_BYTES ((uint64_t)1 << 36)
 
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_MAGIC_BYTES 6
@@ -374,67 +378,13 @@ hawq_status hawq_npy_read_buffer(const void *buf, size_t size, const char *name,
   return HAWQ_OK;
 }
 
-/* Reads the whole file into memory. */
-static hawq_status read_whole_file(const char *path, uint8_t **out, size_t *out_size,
-                                   hawq_error *err) {
-  *out = NULL;
-  *out_size = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) return hawq_fail(err, HAWQ_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-  struct stat st;
-  int stat_errno = fstat(fileno(f), &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
-  if (stat_errno) {
-    fclose(f);
-    return hawq_fail(err, HAWQ_ERR_IO, "%s: cannot read: %s", path, strerror(stat_errno));
-  }
-  /* One byte more than the size on disk, so that reaching EOF needs no second buffer. */
-  size_t capacity = 1 << 16;
-  if (S_ISREG(st.st_mode) && st.st_size >= 0 && (uint64_t)st.st_size < SIZE_MAX) {
-    capacity = (size_t)st.st_size + 1;
-  }
-  uint8_t *data = malloc(capacity);
-  size_t used = 0;
-  while (data) {
-    used += fread(data + used, 1, capacity - used, f);
-    if (used < capacity) break; /* EOF or an error */
-    if (capacity > SIZE_MAX / 2) {
-      free(data);
-      data = NULL;
-      break;
-    }
-    uint8_t *bigger = realloc(data, capacity * 2);
-    if (!bigger) {
-      free(data);
-      data = NULL;
-      break;
-    }
-    data = bigger;
-    capacity *= 2;
-  }
-  hawq_status s = HAWQ_OK;
-  if (!data) {
-    s = hawq_fail(err, HAWQ_ERR_NO_MEMORY, "%s: cannot allocate %zu bytes to read it", path,
-                  capacity);
-  } else if (ferror(f)) {
-    s = hawq_fail(err, HAWQ_ERR_IO, "%s: read error: %s", path, strerror(errno));
-  }
-  fclose(f);
-  if (s != HAWQ_OK) {
-    free(data);
-    return s;
-  }
-  *out = data;
-  *out_size = used;
-  return HAWQ_OK;
-}
-
 hawq_status hawq_npy_read_file(const char *path, hawq_npy *out, hawq_error *err) {
   if (out) memset(out, 0, sizeof *out);
   if (!path) return hawq_fail(err, HAWQ_ERR_INVALID_ARG, "no .npy file path given");
   if (!out) return hawq_fail(err, HAWQ_ERR_INVALID_ARG, "%s: no output given", path);
   uint8_t *bytes = NULL;
   size_t size = 0;
-  hawq_status s = read_whole_file(path, &bytes, &size, err);
+  hawq_status s = hawq_read_file(path, HAWQ_NPY_MAX_FILE_BYTES, NULL, (void **)&bytes, &size, err);
   if (s != HAWQ_OK) return s;
   s = hawq_npy_read_buffer(bytes, size, path, out, err);
   free(bytes);
@@ -469,24 +419,6 @@ static size_t format_header(char *buf, size_t size, int rank, const int64_t *dim
   return total;
 }
 
-static bool write_all(FILE *f, int rank, const int64_t *dims, const float *data, size_t count) {
-  char header[4 * NPY_ALIGN + HAWQ_NPY_MAX_RANK * 22];
-  size_t header_size = format_header(header, sizeof header, rank, dims);
-  if (fwrite(header, 1, header_size, f) != header_size) return false;
-  uint8_t chunk[4096];
-  size_t per_chunk = sizeof chunk / 4;
-  for (size_t first = 0; first < count; first += per_chunk) {
-    size_t n = count - first < per_chunk ? count - first : per_chunk;
-    for (size_t i = 0; i < n; i++) {
-      uint32_t bits;
-      memcpy(&bits, &data[first + i], sizeof bits);
-      for (int b = 0; b < 4; b++) chunk[4 * i + (size_t)b] = (uint8_t)(bits >> (8 * b));
-    }
-    if (fwrite(chunk, 4, n, f) != n) return false;
-  }
-  return fflush(f) == 0 && fsync(fileno(f)) == 0;
-}
-
 hawq_status hawq_npy_write_f32(const char *path, int rank, const int64_t *dims, const float *data,
                                hawq_error *err) {
   if (!path) return hawq_fail(err, HAWQ_ERR_INVALID_ARG, "no .npy output path given");
@@ -507,33 +439,20 @@ hawq_status hawq_npy_write_f32(const char *path, int rank, const int64_t *dims, 
   }
   if (count > 0 && !data) return hawq_fail(err, HAWQ_ERR_INVALID_ARG, "%s: no data given", path);
 
-  size_t tmp_size = strlen(path) + 32;
-  char *tmp_path = malloc(tmp_size);
-  if (!tmp_path) return hawq_fail(err, HAWQ_ERR_NO_MEMORY, "%s: out of memory", path);
-  snprintf(tmp_path, tmp_size, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp_path, "wb");
-  if (!f) {
-    hawq_status s =
-        hawq_fail(err, HAWQ_ERR_IO, "%s: cannot create %s: %s", path, tmp_path, strerror(errno));
-    free(tmp_path);
-    return s;
+  /* The whole file in memory (header, then little-endian floats), written atomically. */
+  char header[4 * NPY_ALIGN + HAWQ_NPY_MAX_RANK * 22];
+  size_t header_size = format_header(header, sizeof header, rank, dims);
+  uint8_t *file = malloc(header_size + 4 * count);
+  if (!file) return hawq_fail(err, HAWQ_ERR_NO_MEMORY, "%s: out of memory", path);
+  memcpy(file, header, header_size);
+  uint8_t *body = file + header_size;
+  for (size_t i = 0; i < count; i++) {
+    uint32_t bits;
+    memcpy(&bits, &data[i], sizeof bits);
+    for (int b = 0; b < 4; b++) body[4 * i + (size_t)b] = (uint8_t)(bits >> (8 * b));
   }
-  bool written = write_all(f, rank, dims, data, count);
-  int write_errno = errno;
-  if (fclose(f) != 0 && written) {
-    written = false;
-    write_errno = errno;
-  }
-  hawq_status s = HAWQ_OK;
-  if (!written) {
-    s = hawq_fail(err, HAWQ_ERR_IO, "%s: cannot write %s: %s", path, tmp_path,
-                  strerror(write_errno));
-  } else if (rename(tmp_path, path) != 0) {
-    s = hawq_fail(err, HAWQ_ERR_IO, "%s: cannot rename %s to it: %s", path, tmp_path,
-                  strerror(errno));
-  }
-  if (s != HAWQ_OK) remove(tmp_path);
-  free(tmp_path);
+  hawq_status s = hawq_write_file_atomic(path, file, header_size + 4 * count, err);
+  free(file);
   return s;
 }
 
