@@ -42,37 +42,6 @@ static int label_rank(const float *row, int classes, int label) {
   return higher;
 }
 
-static hawq_status apply_overrides(const char *mean, const char *std, hawq_preprocess *pp,
-                                   hawq_error *err) {
-  float m[HAWQ_MAX_CHANNELS], s[HAWQ_MAX_CHANNELS];
-  int nm = 0, ns = 0;
-  hawq_status st;
-  if (mean && (st = hawq_parse_float_list(mean, "--mean", false, m, HAWQ_MAX_CHANNELS, &nm, err))) {
-    return st;
-  }
-  if (std && (st = hawq_parse_float_list(std, "--std", true, s, HAWQ_MAX_CHANNELS, &ns, err))) {
-    return st;
-  }
-  if (!nm && !ns) return HAWQ_OK;
-  if (!nm) {
-    nm = pp->channels;
-    memcpy(m, pp->mean, sizeof m);
-  }
-  if (!ns) {
-    ns = pp->channels;
-    memcpy(s, pp->std, sizeof s);
-  }
-  if (nm != ns && nm != 1 && ns != 1) {
-    return hawq_fail(err, HAWQ_ERR_INVALID_ARG, "--mean has %d values and --std %d", nm, ns);
-  }
-  pp->channels = nm > ns ? nm : ns;
-  for (int c = 0; c < pp->channels; c++) {
-    pp->mean[c] = m[nm == 1 ? 0 : c];
-    pp->std[c] = s[ns == 1 ? 0 : c];
-  }
-  return HAWQ_OK;
-}
-
 int cmd_eval(int argc, char **argv) {
   const char *data = NULL, *split = "test", *mean = NULL, *std = NULL, *logits_path = NULL;
   long long limit = 0, batch = 100, threads = cli_default_threads();
@@ -142,7 +111,7 @@ int cmd_eval(int argc, char **argv) {
   }
   int classes = (int)out->dims[1];
   hawq_preprocess pp = g->preprocess;
-  if (apply_overrides(mean, std, &pp, &err) ||
+  if (hawq_preprocess_override(&pp, mean, std, NULL, &err) ||
       hawq_preprocess_check(&pp, ds->channels, "preprocessing", &err)) {
     rc = cli_report(&err);
     goto done;

@@ -44,29 +44,9 @@ int cmd_meta(int argc, char **argv) {
   rc = CLI_OK;
   if (setting) {
     hawq_preprocess pp = g->preprocess;
-    float m[HAWQ_MAX_CHANNELS], s[HAWQ_MAX_CHANNELS];
-    int nm = 0, ns = 0, n1;
-    if ((scale &&
-         hawq_parse_float_list(scale, "--pixel-scale", true, &pp.pixel_scale, 1, &n1, &err)) ||
-        (mean && hawq_parse_float_list(mean, "--mean", false, m, HAWQ_MAX_CHANNELS, &nm, &err)) ||
-        (std && hawq_parse_float_list(std, "--std", true, s, HAWQ_MAX_CHANNELS, &ns, &err))) {
+    if (hawq_preprocess_override(&pp, mean, std, scale, &err)) {
       rc = cli_report(&err);
       goto done;
-    }
-    int channels = nm > ns ? nm : ns;
-    if (channels) {
-      if (!nm) nm = 1, m[0] = pp.mean[0];
-      if (!ns) ns = 1, s[0] = pp.std[0];
-      if (nm != ns && nm != 1 && ns != 1) {
-        fprintf(stderr, "hawq meta: --mean has %d values and --std %d\n", nm, ns);
-        rc = CLI_BAD_INPUT;
-        goto done;
-      }
-      pp.channels = channels;
-      for (int c = 0; c < channels; c++) {
-        pp.mean[c] = m[nm == 1 ? 0 : c];
-        pp.std[c] = s[ns == 1 ? 0 : c];
-      }
     }
     const hawq_tensor *in = &g->tensors[g->inputs[0]];
     int input_channels = in->rank == 4 ? (int)in->dims[1] : pp.channels;

@@ -23,6 +23,17 @@ hawq_preprocess hawq_preprocess_default(void);
 hawq_status hawq_parse_float_list(const char *s, const char *what, bool require_positive,
                                   float *out, int max, int *count, hawq_error *err);
 
+/* Replaces pp's mean and/or std (n = 0 keeps the current values). One value applies to every
+ * channel; two lists longer than one must have the same length. what names the source. */
+hawq_status hawq_preprocess_set_mean_std(hawq_preprocess *pp, const float *mean, int n_mean,
+                                         const float *std, int n_std, const char *what,
+                                         hawq_error *err);
+
+/* The CLI's overrides: each of the strings may be NULL (keep), else a list as in
+ * hawq_parse_float_list, named --mean, --std and --pixel-scale in messages. */
+hawq_status hawq_preprocess_override(hawq_preprocess *pp, const char *mean, const char *std,
+                                     const char *pixel_scale, hawq_error *err);
+
 /* Checks pp against an input with `channels` channels: mean and std have 1 or `channels`
  * entries. */
 hawq_status hawq_preprocess_check(const hawq_preprocess *pp, int channels, const char *what,

@@ -1612,17 +1612,11 @@ static hawq_status import_metadata(importer *im, const Onnx__ModelProto *m) {
     }
   }
   if (n_mean || n_std) {
-    if (!n_mean) mean[n_mean++] = 0;
-    if (!n_std) stdv[n_std++] = 1;
-    if (n_mean != n_std && n_mean != 1 && n_std != 1) {
-      return hawq_fail(im->err, HAWQ_ERR_PARSE, "%s: metadata has %d mean and %d std values",
-                       im->file, n_mean, n_std);
-    }
-    int ch = n_mean > n_std ? n_mean : n_std;
-    g->preprocess.channels = ch;
-    for (int k = 0; k < ch; k++) {
-      g->preprocess.mean[k] = mean[n_mean == 1 ? 0 : k];
-      g->preprocess.std[k] = stdv[n_std == 1 ? 0 : k];
+    char what[300];
+    snprintf(what, sizeof what, "%s: metadata", im->file);
+    if (hawq_preprocess_set_mean_std(&g->preprocess, mean, n_mean, stdv, n_std, what, im->err)) {
+      im->err->status = HAWQ_ERR_PARSE; /* a bad value in the file, not a bad argument */
+      return HAWQ_ERR_PARSE;
     }
     g->preprocess.has_metadata = true;
   }
