@@ -1,12 +1,10 @@
 /* The float engine: runs a graph for a fixed batch size.
  *
  * A plan resolves every tensor's shape for its batch, prepares what each node needs (folded
- * BatchNorm, fused activations, repacked depthwise weights), and places all activations in one
+ * BatchNorm, fused activations, oneDNN convolution primitives), and places all activations in one
  * arena: each tensor lives from its producer to its last consumer, and tensors whose lifetimes
  * do not overlap share memory (greedy, largest first). keep_all gives every tensor its own
  * memory and turns off fusion, so each intermediate can be read after a run.
- *
- * Convolutions run as oneDNN primitives created here, once per plan (src/float/conv2d.c).
  *
  * Inference fusions (off with keep_all):
  *   Conv -> BatchNormalization    BN folded into a per-plan copy of the conv's weights and bias
@@ -29,7 +27,7 @@ typedef struct node_exec {
   bool skip;      /* fused into an earlier node */
   int out;        /* tensor this node writes (a later node's output when fused) */
   hawq_act act;   /* activation fused into the epilogue */
-  const float *w; /* conv/gemm weights in use (the graph's, folded or packed) */
+  const float *w; /* conv/gemm weights in use (the graph's, or BN-folded) */
   const float *b; /* bias in use, or NULL */
   float *owned_w; /* per-plan weight copy (BN folding), freed with plan */
   float *owned_b;

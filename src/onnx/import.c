@@ -7,7 +7,6 @@
  * here, so a graph that imports is a graph the engine can run; anything hawq cannot run is
  * refused with one line naming the file, the node, its op type and opset, and what is missing.
  */
-#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
