@@ -72,6 +72,18 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, int n
   return 0;
 }
 
+int cli_parse_model(const char *cmd, const char *help, int argc, char **argv, const cli_opt *opts,
+                    int n_opts, const char **model) {
+  int n_pos, rc = cli_parse(cmd, argc, argv, opts, n_opts, model, 1, &n_pos);
+  if (rc < 0) {
+    fputs(help, stdout);
+    return -1;
+  }
+  if (rc) return rc;
+  if (n_pos != 1) return cli_usage_error(cmd, "expected one MODEL argument");
+  return 0;
+}
+
 double cli_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -30,6 +30,11 @@ typedef struct cli_opt {
 int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, int n_opts,
               const char **pos, int max_pos, int *n_pos);
 
+/* cli_parse for a command taking exactly one MODEL argument: prints `help` for --help (and
+ * returns -1), reports usage errors (returning their exit code), else returns 0 with *model. */
+int cli_parse_model(const char *cmd, const char *help, int argc, char **argv, const cli_opt *opts,
+                    int n_opts, const char **model);
+
 /* Progress: a bar redrawn in place on a terminal, plain lines every 10% otherwise. */
 typedef struct cli_progress {
   const char *label;

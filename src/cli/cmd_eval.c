@@ -58,13 +58,8 @@ int cmd_eval(int argc, char **argv) {
       {"--json", CLI_FLAG, &json, 0, 0},
   };
   const char *pos[1];
-  int n_pos, rc = cli_parse("eval", argc, argv, opts, sizeof opts / sizeof opts[0], pos, 1, &n_pos);
-  if (rc < 0) {
-    fputs(help, stdout);
-    return CLI_OK;
-  }
-  if (rc) return rc;
-  if (n_pos != 1) return cli_usage_error("eval", "expected one MODEL argument");
+  int rc = cli_parse_model("eval", help, argc, argv, opts, sizeof opts / sizeof opts[0], &pos[0]);
+  if (rc) return rc < 0 ? CLI_OK : rc;
   if (!data) return cli_usage_error("eval", "--data is required");
   if (strcmp(split, "test") && strcmp(split, "train")) {
     return cli_usage_error("eval", "--split must be 'test' or 'train', got '%s'", split);

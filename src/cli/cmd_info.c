@@ -50,13 +50,8 @@ int cmd_info(int argc, char **argv) {
   bool json = false;
   const cli_opt opts[] = {{"--json", CLI_FLAG, &json, 0, 0}};
   const char *pos[1];
-  int n_pos, rc = cli_parse("info", argc, argv, opts, 1, pos, 1, &n_pos);
-  if (rc < 0) {
-    fputs(help, stdout);
-    return CLI_OK;
-  }
-  if (rc) return rc;
-  if (n_pos != 1) return cli_usage_error("info", "expected one MODEL argument");
+  int rc = cli_parse_model("info", help, argc, argv, opts, 1, &pos[0]);
+  if (rc) return rc < 0 ? CLI_OK : rc;
 
   hawq_error err;
   hawq_graph *g = NULL;

@@ -27,13 +27,8 @@ int cmd_meta(int argc, char **argv) {
       {"--json", CLI_FLAG, &json, 0, 0},
   };
   const char *pos[1];
-  int n_pos, rc = cli_parse("meta", argc, argv, opts, sizeof opts / sizeof opts[0], pos, 1, &n_pos);
-  if (rc < 0) {
-    fputs(help, stdout);
-    return CLI_OK;
-  }
-  if (rc) return rc;
-  if (n_pos != 1) return cli_usage_error("meta", "expected one MODEL argument");
+  int rc = cli_parse_model("meta", help, argc, argv, opts, sizeof opts / sizeof opts[0], &pos[0]);
+  if (rc) return rc < 0 ? CLI_OK : rc;
   bool setting = mean || std || scale;
   if (setting && !out) return cli_usage_error("meta", "-o OUT.onnx is needed to write metadata");
   if (!setting && out) return cli_usage_error("meta", "-o given but nothing to set");
