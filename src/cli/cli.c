@@ -137,8 +137,7 @@ void cli_progress_update(cli_progress *p, int64_t done, const char *extra) {
             (long long)done, (long long)p->total, extra ? extra : "", eta);
   } else {
     int decile = (int)(frac * 10);
-    if (decile <= p->last_decile && done < p->total) return;
-    if (decile <= p->last_decile) return;
+    if (decile <= p->last_decile) return; /* a line per 10 %, the last at 100 % */
     p->last_decile = decile;
     fprintf(stderr, "%s: %lld/%lld (%.0f%%) %s %.1fs\n", p->label, (long long)done,
             (long long)p->total, 100 * frac, extra ? extra : "", elapsed);

@@ -110,13 +110,6 @@ int hawq_graph_add_node(hawq_graph *g, hawq_op op, const char *name, const char 
   return g->n_nodes++;
 }
 
-int hawq_graph_find_tensor(const hawq_graph *g, const char *name) {
-  for (int i = 0; i < g->n_tensors; i++) {
-    if (strcmp(g->tensors[i].name, name) == 0) return i;
-  }
-  return -1;
-}
-
 int64_t hawq_tensor_numel(const hawq_tensor *t) {
   int64_t n = 1;
   for (int i = 0; i < t->rank; i++) n *= t->dims[i];

@@ -187,7 +187,6 @@ int hawq_graph_add_tensor(hawq_graph *g, const char *name, hawq_tensor_kind kind
                           const int64_t *dims, bool batched);
 int hawq_graph_add_node(hawq_graph *g, hawq_op op, const char *name, const char *op_type,
                         int n_inputs, const int *inputs, int output);
-int hawq_graph_find_tensor(const hawq_graph *g, const char *name);
 /* 64-byte aligned zeroed float array for a parameter; NULL if out of memory. */
 float *hawq_alloc_floats(size_t n);
 void hawq_free(void *p);
