@@ -1,7 +1,10 @@
-/* Float forward kernels, NHWC. One file per op family (conv2d.c, pool.c, ...); the backward of
- * each will sit beside its forward. Tensor arguments carry their physical shapes; `threads` is
- * the number of OpenMP threads an op may use (1 = serial). Only the convolution allocates (a
- * oneDNN primitive, once, when it is created); the others write into caller-owned memory. */
+/* Float kernels, NHWC. One file per op family (conv2d.c, pool.c, ...), each backward beside its
+ * forward, in the llm.c manner: the forward keeps (or the caller keeps) what the backward needs,
+ * and every backward *accumulates* (+=) into the gradients it is given, so a tensor read by two
+ * nodes collects both contributions. A NULL gradient pointer means "not wanted".
+ * Tensor arguments carry their physical shapes; `threads` is the number of OpenMP threads an op
+ * may use (1 = serial). Only the convolution allocates (oneDNN primitives, once, when it is
+ * created); the others write into caller-owned memory. */
 #ifndef HAWQ_FLOAT_OPS_H
 #define HAWQ_FLOAT_OPS_H
 
@@ -51,22 +54,63 @@ void hawq_conv2d_destroy(hawq_conv2d *c); /* NULL is fine */
 /* oneDNN's name for the kernel it chose, e.g. "brgconv:avx512_core". */
 const char *hawq_conv2d_impl(const hawq_conv2d *c);
 
+/* A convolution for training: oneDNN's forward-training, backward-data and backward-weights
+ * primitives for one shape and batch. The weights (K, R, S, C/g) change every step, so they are
+ * passed to each call (and reordered into the kernels' layout when those want another). */
+typedef struct hawq_conv2d_train hawq_conv2d_train;
+hawq_status hawq_conv2d_train_create(const hawq_dnnl_context *ctx, const hawq_conv2d_shape *s,
+                                     bool with_bias, hawq_conv2d_train **out, hawq_error *err);
+/* out = conv(in, w) + b (b NULL when created without bias). */
+hawq_status hawq_conv2d_train_forward(hawq_conv2d_train *c, const float *in, const float *w,
+                                      const float *b, float *out, hawq_error *err);
+/* din, dw, db += gradients (din and db may be NULL). */
+hawq_status hawq_conv2d_train_backward(hawq_conv2d_train *c, const float *in, const float *w,
+                                       const float *dout, float *din, float *dw, float *db,
+                                       hawq_error *err);
+void hawq_conv2d_train_destroy(hawq_conv2d_train *c); /* NULL is fine */
+
 /* ---- batchnorm.c ---- */
 /* x viewed as (outer, c, inner): y = (x - mean) / sqrt(var + eps) * scale + bias. */
 void hawq_batchnorm_forward(const float *in, float *out, int64_t outer, int64_t c, int64_t inner,
                             const float *scale, const float *bias, const float *mean,
                             const float *var, float eps, hawq_act act, int threads);
+/* Training mode: normalizes with the batch's own statistics (biased variance, as PyTorch),
+ * writes them to batch_mean (c) and batch_rstd (c) = 1/sqrt(var_b + eps) for the backward, and
+ * updates running_mean/running_var (c) as PyTorch does with momentum m:
+ * running = (1 - m) * running + m * batch, the variance unbiased (times count/(count-1)). */
+void hawq_batchnorm_train_forward(const float *in, float *out, int64_t outer, int64_t c,
+                                  int64_t inner, const float *scale, const float *bias, float eps,
+                                  float momentum, float *running_mean, float *running_var,
+                                  float *batch_mean, float *batch_rstd, int threads);
+/* dx, dscale, dbias += gradients of y = (x - mean) * rstd * scale + bias. batch_stats: mean and
+ * rstd are the batch's (training mode; the gradient flows through them), else they are constants
+ * (eval mode: mean = running mean, rstd = 1/sqrt(running var + eps)). */
+void hawq_batchnorm_backward(const float *in, const float *dout, int64_t outer, int64_t c,
+                             int64_t inner, const float *scale, const float *mean,
+                             const float *rstd, bool batch_stats, float *din, float *dscale,
+                             float *dbias, int threads);
 
 /* ---- activation.c: relu, clip, leaky relu ---- */
 void hawq_relu_forward(const float *in, float *out, int64_t n, int threads);
 void hawq_clip_forward(const float *in, float *out, int64_t n, float lo, float hi, int threads);
 void hawq_leaky_relu_forward(const float *in, float *out, int64_t n, float alpha, int threads);
+/* Backward from the forward's input x: relu passes dout where x > 0; clip where lo < x < hi
+ * (PyTorch's hardtanh, ReLU6's gradient); leaky relu scales by alpha where x <= 0. */
+void hawq_relu_backward(const float *in, const float *dout, float *din, int64_t n, int threads);
+void hawq_clip_backward(const float *in, const float *dout, float *din, int64_t n, float lo,
+                        float hi, int threads);
+void hawq_leaky_relu_backward(const float *in, const float *dout, float *din, int64_t n,
+                              float alpha, int threads);
 
 /* ---- binary.c: add, sub, mul, div with broadcasting ---- */
 /* Physical shapes of rank `rank`; a and b have size 1 where they broadcast. */
 void hawq_binary_forward(hawq_op op, int rank, const int64_t *out_dims, const float *a,
                          const int64_t *a_dims, const float *b, const int64_t *b_dims, hawq_act act,
                          float *out, int threads);
+/* da, db (either may be NULL) += gradients of out = a op b, summed over broadcast axes. */
+void hawq_binary_backward(hawq_op op, int rank, const int64_t *out_dims, const float *a,
+                          const int64_t *a_dims, const float *b, const int64_t *b_dims,
+                          const float *dout, float *da, float *db, int threads);
 
 /* ---- pool.c: max and average pooling, global pooling ---- */
 typedef struct hawq_pool_shape {
@@ -80,6 +124,15 @@ void hawq_global_avgpool_forward(const float *in, float *out, int64_t n, int64_t
                                  int threads);
 void hawq_global_maxpool_forward(const float *in, float *out, int64_t n, int64_t hw, int64_t c,
                                  int threads);
+/* din += gradient. Max pooling routes each output's gradient to the first maximum of its
+ * window (recomputed from the input x), as PyTorch does. */
+void hawq_maxpool_backward(const hawq_pool_shape *s, const float *in, const float *dout,
+                           float *din, int threads);
+void hawq_avgpool_backward(const hawq_pool_shape *s, const float *dout, float *din, int threads);
+void hawq_global_avgpool_backward(const float *dout, float *din, int64_t n, int64_t hw, int64_t c,
+                                  int threads);
+void hawq_global_maxpool_backward(const float *in, const float *dout, float *din, int64_t n,
+                                  int64_t hw, int64_t c, int threads);
 
 /* ---- gemm.c ---- */
 /* out (rows, n) = in (rows, k) * w^T (w is (n, k)) + b */
@@ -90,6 +143,13 @@ void hawq_gemm_forward(const float *in, const float *w, const float *b, float *o
  * thread count. */
 void hawq_sgemm_nt(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
                    int64_t ldb, float beta, float *c, int64_t ldc);
+/* C (m,n) = op(A) * op(B) + beta C, op = transpose when ta/tb is 'T'; row-major. */
+void hawq_sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+/* din (rows,k) += dout * w; dw (n,k) += dout^T * in; db (n) += column sums of dout. Any of the
+ * three may be NULL. */
+void hawq_gemm_backward(const float *in, const float *w, const float *dout, float *din, float *dw,
+                        float *db, int64_t rows, int64_t n, int64_t k, int threads);
 
 /* ---- layout.c: reshape, transpose, concat, pad ---- */
 /* Reshape between logical shapes: a copy when neither side is rank 4, else via NCHW order
@@ -105,10 +165,34 @@ void hawq_concat_forward(int n_in, const float *const *in, const int64_t (*in_di
 /* Constant pad (negative pads crop). dims logical with the batch. */
 void hawq_pad_forward(const float *in, int rank, const int64_t *in_dims, const int64_t *pads,
                       float value, float *out, int threads);
+/* Backwards of the above: din += the gradient (dims as in the forward). Reshape's scratch holds
+ * numel floats when either side is rank 4. */
+void hawq_reshape_backward(const float *dout, int out_rank, const int64_t *out_dims, float *din,
+                           int in_rank, const int64_t *in_dims, float *scratch);
+void hawq_transpose_backward(const float *dout, int rank, const int64_t *in_dims, const int *perm,
+                             float *din);
+void hawq_concat_backward(int n_in, float *const *din, const int64_t (*in_dims)[HAWQ_MAX_RANK],
+                          int rank, int axis, const float *dout);
+void hawq_pad_backward(const float *dout, int rank, const int64_t *in_dims, const int64_t *pads,
+                       float *din, int threads);
 
 /* ---- softmax.c ---- */
 /* Softmax over the middle axis of (outer, len, inner). */
 void hawq_softmax_forward(const float *in, float *out, int64_t outer, int64_t len, int64_t inner,
                           int threads);
+/* din += gradient of softmax, from its output y. */
+void hawq_softmax_backward(const float *out, const float *dout, float *din, int64_t outer,
+                           int64_t len, int64_t inner, int threads);
+
+/* ---- loss.c: softmax cross-entropy over logits (rows, classes) ---- */
+/* Mean over rows of -sum_c t_c log softmax(z)_c, with targets t = (1 - smoothing) one-hot(label)
+ * + smoothing / classes. Writes the softmax to probs (rows, classes), kept for the backward, and
+ * returns the loss (double accumulation). Labels must be in [0, classes). */
+double hawq_cross_entropy_forward(const float *logits, const int32_t *labels, int64_t rows,
+                                  int64_t classes, float smoothing, float *probs, int threads);
+/* dlogits += scale * (probs - targets) / rows. */
+void hawq_cross_entropy_backward(const float *probs, const int32_t *labels, int64_t rows,
+                                 int64_t classes, float smoothing, float scale, float *dlogits,
+                                 int threads);
 
 #endif
