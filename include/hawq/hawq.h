@@ -105,6 +105,10 @@ typedef struct hawq_preprocess {
 } hawq_preprocess;
 hawq_preprocess hawq_graph_preprocess(const hawq_graph *g);
 
+/* Writes g as an ONNX model (opset 13, any batch) with its preprocessing in metadata_props,
+ * atomically. Fails with one line naming the node if a construct cannot be written. */
+hawq_status hawq_graph_save_onnx(const hawq_graph *g, const char *path, hawq_error *err);
+
 /* ---- Float inference ---- */
 
 typedef struct hawq_float_plan hawq_float_plan;
