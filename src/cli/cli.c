@@ -59,13 +59,25 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, int n
     }
     char *end = NULL;
     errno = 0;
+    if (o->kind == CLI_DOUBLE) {
+      double d = strtod(val, &end);
+      if (end == val || *end || errno || !(d == d) || d - d != 0) {
+        return cli_usage_error(cmd, "option '%s' expects a finite number, got '%s'", o->name, val);
+      }
+      if (d < o->min || d > o->max) {
+        return cli_usage_error(cmd, "option '%s' is %g, expected %g to %g", o->name, d, o->min,
+                               o->max);
+      }
+      *(double *)o->target = d;
+      continue;
+    }
     long long v = strtoll(val, &end, 10);
     if (end == val || *end || errno) {
       return cli_usage_error(cmd, "option '%s' expects an integer, got '%s'", o->name, val);
     }
-    if (v < o->min || v > o->max) {
-      return cli_usage_error(cmd, "option '%s' is %lld, expected %lld to %lld", o->name, v, o->min,
-                             o->max);
+    if ((double)v < o->min || (double)v > o->max) {
+      return cli_usage_error(cmd, "option '%s' is %lld, expected %lld to %lld", o->name, v,
+                             (long long)o->min, (long long)o->max);
     }
     *(long long *)o->target = v;
   }

@@ -18,12 +18,12 @@ int cli_report(const hawq_error *err);
 
 /* Option parsing over argv[1..]: options may come before or after positionals, as
  * "--name value" or "--name=value". */
-typedef enum cli_opt_kind { CLI_FLAG, CLI_STRING, CLI_INT } cli_opt_kind;
+typedef enum cli_opt_kind { CLI_FLAG, CLI_STRING, CLI_INT, CLI_DOUBLE } cli_opt_kind;
 typedef struct cli_opt {
   const char *name; /* "--batch" */
   cli_opt_kind kind;
-  void *target;       /* bool*, const char**, or long long* */
-  long long min, max; /* CLI_INT range */
+  void *target;    /* bool*, const char**, long long* or double* */
+  double min, max; /* CLI_INT and CLI_DOUBLE range (integers up to 2^53 are exact) */
 } cli_opt;
 /* Fills targets and collects positionals (at most max_pos). Returns 0 or an exit code after
  * printing a message. `--help` returns -1 (caller prints help and exits 0). */

@@ -15,6 +15,7 @@ static const struct {
     {"info", cmd_info, "describe a model: inputs, outputs, layers, parameters, MACs"},
     {"eval", cmd_eval, "evaluate a model on a labelled dataset: top-1, top-5, throughput"},
     {"meta", cmd_meta, "show a model's metadata, or write its input preprocessing"},
+    {"train", cmd_train, "train a network (built or imported) on a labelled dataset, write ONNX"},
 };
 
 static void usage(FILE *f) {

@@ -356,7 +356,7 @@ static double seconds_now(void) {
 }
 
 /* (outer, c, inner) view of a tensor around logical axis 1, in physical layout. */
-static void channel_view(int rank, const int64_t *d, int64_t *outer, int64_t *c, int64_t *inner) {
+void hawq_channel_view(int rank, const int64_t *d, int64_t *outer, int64_t *c, int64_t *inner) {
   if (rank == 4) {
     *outer = d[0] * d[2] * d[3];
     *c = d[1];
@@ -369,31 +369,20 @@ static void channel_view(int rank, const int64_t *d, int64_t *outer, int64_t *c,
   for (int k = 2; k < rank; k++) *inner *= d[k];
 }
 
-static hawq_status run_node(hawq_float_plan *p, int k, hawq_error *err) {
-  const hawq_graph *g = p->g;
-  const hawq_node *n = &g->nodes[k];
-  const node_exec *e = &p->exec[k];
-  const int th = p->threads;
-  float *y = p->buf[e->out];
-  const float *x = p->buf[n->inputs[0]];
-  const int64_t *xd = p->dims[n->inputs[0]];
+void hawq_node_forward(const hawq_graph *g, const hawq_node *n, float *const *buf,
+                       const int64_t (*dims)[HAWQ_MAX_RANK], const float *w, const float *b,
+                       hawq_act act, float *y, float *workspace, int threads) {
+  const int th = threads;
+  const float *x = buf[n->inputs[0]];
+  const int64_t *xd = dims[n->inputs[0]];
   const int xr = g->tensors[n->inputs[0]].rank;
   int64_t xn = dims_numel(xr, xd);
   switch (n->op) {
-    case HAWQ_OP_CONV: {
-      hawq_status st = hawq_conv2d_forward(e->conv, x, y, err);
-      if (st) {
-        hawq_error_prefix(err, n->name);
-        return st;
-      }
-      break;
-    }
     case HAWQ_OP_BATCHNORM: {
       int64_t outer, c, inner;
-      channel_view(xr, xd, &outer, &c, &inner);
-      hawq_batchnorm_forward(x, y, outer, c, inner, p->buf[n->inputs[1]], p->buf[n->inputs[2]],
-                             p->buf[n->inputs[3]], p->buf[n->inputs[4]], n->attr.bn.epsilon, e->act,
-                             th);
+      hawq_channel_view(xr, xd, &outer, &c, &inner);
+      hawq_batchnorm_forward(x, y, outer, c, inner, buf[n->inputs[1]], buf[n->inputs[2]],
+                             buf[n->inputs[3]], buf[n->inputs[4]], n->attr.bn.epsilon, act, th);
       break;
     }
     case HAWQ_OP_RELU:
@@ -411,16 +400,15 @@ static hawq_status run_node(hawq_float_plan *p, int k, hawq_error *err) {
     case HAWQ_OP_DIV: {
       int r = g->tensors[n->output].rank;
       int64_t od[HAWQ_MAX_RANK], ad[HAWQ_MAX_RANK], bd[HAWQ_MAX_RANK];
-      hawq_physical_dims(r, p->dims[n->output], od);
-      hawq_physical_dims(r, p->dims[n->inputs[0]], ad);
-      hawq_physical_dims(r, p->dims[n->inputs[1]], bd);
-      hawq_binary_forward(n->op, r, od, x, ad, p->buf[n->inputs[1]], bd, e->act, y, th);
+      hawq_physical_dims(r, dims[n->output], od);
+      hawq_physical_dims(r, dims[n->inputs[0]], ad);
+      hawq_physical_dims(r, dims[n->inputs[1]], bd);
+      hawq_binary_forward(n->op, r, od, x, ad, buf[n->inputs[1]], bd, act, y, th);
       break;
     }
     case HAWQ_OP_MAXPOOL:
     case HAWQ_OP_AVGPOOL: {
-      const int64_t *yd = p->dims[n->output];
-      hawq_pool_shape s = {xd[0], xd[2], xd[3], xd[1], yd[2], yd[3], n->attr.pool};
+      hawq_pool_shape s = hawq_pool_shape_of(n, xd, dims[n->output]);
       if (n->op == HAWQ_OP_MAXPOOL)
         hawq_maxpool_forward(&s, x, y, th);
       else
@@ -436,24 +424,23 @@ static hawq_status run_node(hawq_float_plan *p, int k, hawq_error *err) {
     case HAWQ_OP_GEMM: {
       int64_t kdim = xd[xr - 1], rows = xn / kdim;
       int64_t nout = g->tensors[n->inputs[1]].dims[0];
-      hawq_gemm_forward(x, e->w, e->b, y, rows, nout, kdim, e->act, th);
+      hawq_gemm_forward(x, w, b, y, rows, nout, kdim, act, th);
       break;
     }
     case HAWQ_OP_RESHAPE:
-      hawq_reshape_forward(x, xr, xd, y, g->tensors[n->output].rank, p->dims[n->output],
-                           p->workspace);
+      hawq_reshape_forward(x, xr, xd, y, g->tensors[n->output].rank, dims[n->output], workspace);
       break;
     case HAWQ_OP_TRANSPOSE:
       hawq_transpose_forward(x, xr, xd, n->attr.transpose.perm, y);
       break;
     case HAWQ_OP_CONCAT: {
       const float *ins[HAWQ_MAX_CONCAT_INPUTS];
-      int64_t dims[HAWQ_MAX_CONCAT_INPUTS][HAWQ_MAX_RANK];
+      int64_t in_dims[HAWQ_MAX_CONCAT_INPUTS][HAWQ_MAX_RANK];
       for (int i = 0; i < n->n_inputs; i++) {
-        ins[i] = p->buf[n->inputs[i]];
-        memcpy(dims[i], p->dims[n->inputs[i]], sizeof dims[i]);
+        ins[i] = buf[n->inputs[i]];
+        memcpy(in_dims[i], dims[n->inputs[i]], sizeof in_dims[i]);
       }
-      hawq_concat_forward(n->n_inputs, ins, (const int64_t(*)[HAWQ_MAX_RANK])dims, xr,
+      hawq_concat_forward(n->n_inputs, ins, (const int64_t(*)[HAWQ_MAX_RANK])in_dims, xr,
                           n->attr.concat.axis, y);
       break;
     }
@@ -461,32 +448,57 @@ static hawq_status run_node(hawq_float_plan *p, int k, hawq_error *err) {
       hawq_pad_forward(x, xr, xd, n->attr.pad.pads, n->attr.pad.value, y, th);
       break;
     case HAWQ_OP_SOFTMAX: {
-      int a0 = n->attr.softmax.axis, a1 = n->attr.softmax.axis_end;
-      int64_t pd[HAWQ_MAX_RANK];
-      hawq_physical_dims(xr, xd, pd);
-      /* The reduced logical axes [a0, a1) as a physical range. */
-      int p0 = hawq_physical_axis(xr, a0), p1 = p0 + 1;
-      if (xr == 4 && a0 == 1 && a1 == 4) {
-        p0 = 1;
-        p1 = 4;
-      } else if (a1 - a0 > 1) {
-        p1 = a1;
-      }
-      int64_t outer = 1, len = 1, inner = 1;
-      for (int d = 0; d < xr; d++) {
-        if (d < p0)
-          outer *= pd[d];
-        else if (d < p1)
-          len *= pd[d];
-        else
-          inner *= pd[d];
-      }
+      int64_t outer, len, inner;
+      hawq_softmax_view(n, xr, xd, &outer, &len, &inner);
       hawq_softmax_forward(x, y, outer, len, inner, th);
       break;
     }
+    case HAWQ_OP_CONV: /* needs a prepared convolution: the caller runs it */
     case HAWQ_OP_COUNT:
       break;
   }
+}
+
+hawq_pool_shape hawq_pool_shape_of(const hawq_node *n, const int64_t *xd, const int64_t *yd) {
+  hawq_pool_shape s = {xd[0], xd[2], xd[3], xd[1], yd[2], yd[3], n->attr.pool};
+  return s;
+}
+
+void hawq_softmax_view(const hawq_node *n, int rank, const int64_t *dims, int64_t *outer,
+                       int64_t *len, int64_t *inner) {
+  int a0 = n->attr.softmax.axis, a1 = n->attr.softmax.axis_end;
+  int64_t pd[HAWQ_MAX_RANK];
+  hawq_physical_dims(rank, dims, pd);
+  /* The reduced logical axes [a0, a1) as a physical range. */
+  int p0 = hawq_physical_axis(rank, a0), p1 = p0 + 1;
+  if (rank == 4 && a0 == 1 && a1 == 4) {
+    p0 = 1;
+    p1 = 4;
+  } else if (a1 - a0 > 1) {
+    p1 = a1;
+  }
+  *outer = *len = *inner = 1;
+  for (int d = 0; d < rank; d++) {
+    if (d < p0)
+      *outer *= pd[d];
+    else if (d < p1)
+      *len *= pd[d];
+    else
+      *inner *= pd[d];
+  }
+}
+
+static hawq_status run_node(hawq_float_plan *p, int k, hawq_error *err) {
+  const hawq_node *n = &p->g->nodes[k];
+  const node_exec *e = &p->exec[k];
+  float *y = p->buf[e->out];
+  if (n->op == HAWQ_OP_CONV) {
+    hawq_status st = hawq_conv2d_forward(e->conv, p->buf[n->inputs[0]], y, err);
+    if (st) hawq_error_prefix(err, n->name);
+    return st;
+  }
+  hawq_node_forward(p->g, n, p->buf, (const int64_t(*)[HAWQ_MAX_RANK])p->dims, e->w, e->b, e->act,
+                    y, p->workspace, p->threads);
   return HAWQ_OK;
 }
 

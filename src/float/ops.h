@@ -126,8 +126,8 @@ void hawq_global_maxpool_forward(const float *in, float *out, int64_t n, int64_t
                                  int threads);
 /* din += gradient. Max pooling routes each output's gradient to the first maximum of its
  * window (recomputed from the input x), as PyTorch does. */
-void hawq_maxpool_backward(const hawq_pool_shape *s, const float *in, const float *dout,
-                           float *din, int threads);
+void hawq_maxpool_backward(const hawq_pool_shape *s, const float *in, const float *dout, float *din,
+                           int threads);
 void hawq_avgpool_backward(const hawq_pool_shape *s, const float *dout, float *din, int threads);
 void hawq_global_avgpool_backward(const float *dout, float *din, int64_t n, int64_t hw, int64_t c,
                                   int threads);
@@ -194,5 +194,21 @@ double hawq_cross_entropy_forward(const float *logits, const int32_t *labels, in
 void hawq_cross_entropy_backward(const float *probs, const int32_t *labels, int64_t rows,
                                  int64_t classes, float smoothing, float scale, float *dlogits,
                                  int threads);
+
+/* ---- engine.c: one node's forward, shared by the inference and training engines ---- */
+/* Runs node n (any op but Conv, whose prepared primitive the caller runs) reading buf[t] with
+ * logical dims dims[t] (batch filled in) and writing y. w and b are the Gemm's weights and bias
+ * in use; act is an activation fused into the epilogue (BatchNorm, Add/Sub/Mul/Div, Gemm);
+ * workspace holds a Reshape's scratch. BatchNorm runs in inference form. */
+void hawq_node_forward(const hawq_graph *g, const hawq_node *n, float *const *buf,
+                       const int64_t (*dims)[HAWQ_MAX_RANK], const float *w, const float *b,
+                       hawq_act act, float *y, float *workspace, int threads);
+hawq_pool_shape hawq_pool_shape_of(const hawq_node *n, const int64_t *in_dims,
+                                   const int64_t *out_dims);
+/* (outer, c, inner) view around logical axis 1 of a physically stored tensor (BatchNorm). */
+void hawq_channel_view(int rank, const int64_t *dims, int64_t *outer, int64_t *c, int64_t *inner);
+/* A Softmax's (outer, len, inner) view of its physical input. */
+void hawq_softmax_view(const hawq_node *n, int rank, const int64_t *dims, int64_t *outer,
+                       int64_t *len, int64_t *inner);
 
 #endif

@@ -1,0 +1,513 @@
+/* The train plan: forward keeping every tensor, softmax cross-entropy, backward to every
+ * trainable parameter. See train.h.
+ *
+ * Nothing is fused and no buffer is shared: every activation has its value and (when the loss
+ * depends on it through a parameter) its gradient. A tensor's gradient is reset before each
+ * backward and then collects the contributions of all its consumers. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "core/status.h"
+#include "float/ops.h"
+#include "float/train.h"
+
+typedef struct bn_cache {
+  float *mean, *rstd; /* (c): the statistics the last forward normalized with */
+} bn_cache;
+
+struct hawq_train_plan {
+  hawq_graph *g;
+  int batch, threads;
+  float bn_momentum, loss_scale;
+  hawq_dnnl_context dnnl;
+  float **val;                    /* per tensor: its value (params: the graph's data) */
+  float **grad;                   /* per tensor: its gradient, NULL when not needed */
+  bool *needs_grad;               /* per tensor */
+  int64_t (*dims)[HAWQ_MAX_RANK]; /* per tensor: logical dims with the batch */
+  hawq_conv2d_train **conv;       /* per node */
+  bn_cache *bn;                   /* per node */
+  bool last_training;
+  int n_params;
+  hawq_param *params;
+  int logits; /* tensor the loss reads: output 0, or the input of a final Softmax */
+  int64_t classes;
+  float *probs;    /* softmax of the logits, from the last loss */
+  int32_t *labels; /* and its labels */
+  float loss_smoothing;
+  float *workspace;
+  size_t bytes;
+};
+
+static int64_t dims_numel(int rank, const int64_t *d) {
+  int64_t n = 1;
+  for (int k = 0; k < rank; k++) n *= d[k];
+  return n;
+}
+
+static int64_t tensor_numel(const hawq_train_plan *p, int t) {
+  return dims_numel(p->g->tensors[t].rank, p->dims[t]);
+}
+
+static float *alloc_tracked(hawq_train_plan *p, int64_t n) {
+  p->bytes += (size_t)n * sizeof(float);
+  return hawq_alloc_floats((size_t)(n > 0 ? n : 1));
+}
+
+/* Marks the trainable parameters of node n (weights and biases of Conv and Gemm, scale and
+ * bias of BatchNormalization); weights get weight decay. */
+static void mark_trainable(const hawq_graph *g, const hawq_node *n, bool *trainable, bool *decay) {
+  int first = 1, last = 0;
+  if (n->op == HAWQ_OP_CONV || n->op == HAWQ_OP_GEMM) last = 2;
+  if (n->op == HAWQ_OP_BATCHNORM) last = 2;
+  for (int i = first; i <= last && i < n->n_inputs; i++) {
+    int t = n->inputs[i];
+    if (t < 0 || g->tensors[t].kind != HAWQ_TENSOR_PARAM) continue;
+    trainable[t] = true;
+    if (i == 1 && n->op != HAWQ_OP_BATCHNORM) decay[t] = true;
+  }
+}
+
+static hawq_conv2d_shape conv_shape(const hawq_train_plan *p, const hawq_node *n) {
+  const int64_t *x = p->dims[n->inputs[0]], *y = p->dims[n->output];
+  const hawq_tensor *w = &p->g->tensors[n->inputs[1]];
+  return (hawq_conv2d_shape){.n = x[0],
+                             .h = x[2],
+                             .w = x[3],
+                             .c = x[1],
+                             .p = y[2],
+                             .q = y[3],
+                             .k = y[1],
+                             .r = (int)w->dims[2],
+                             .s = (int)w->dims[3],
+                             .attr = n->attr.conv};
+}
+
+void hawq_train_plan_destroy(hawq_train_plan *p) {
+  if (!p) return;
+  const hawq_graph *g = p->g;
+  if (p->val) {
+    for (int t = 0; t < g->n_tensors; t++) {
+      if (g->tensors[t].kind != HAWQ_TENSOR_PARAM) hawq_free(p->val[t]);
+    }
+  }
+  if (p->grad) {
+    for (int t = 0; t < g->n_tensors; t++) hawq_free(p->grad[t]);
+  }
+  if (p->conv) {
+    for (int k = 0; k < g->n_nodes; k++) hawq_conv2d_train_destroy(p->conv[k]);
+  }
+  if (p->bn) {
+    for (int k = 0; k < g->n_nodes; k++) {
+      hawq_free(p->bn[k].mean);
+      hawq_free(p->bn[k].rstd);
+    }
+  }
+  hawq_dnnl_context_destroy(&p->dnnl);
+  free(p->val);
+  free(p->grad);
+  free(p->needs_grad);
+  free(p->dims);
+  free(p->conv);
+  free(p->bn);
+  free(p->params);
+  hawq_free(p->probs);
+  free(p->labels);
+  hawq_free(p->workspace);
+  free(p);
+}
+
+/* The tensor holding the logits: output 0, or what a final Softmax reads (the loss applies its
+ * own softmax). It must be (batch, classes). */
+static hawq_status find_logits(hawq_train_plan *p, hawq_error *err) {
+  const hawq_graph *g = p->g;
+  if (g->n_outputs < 1) return hawq_fail(err, HAWQ_ERR_UNSUPPORTED, "%s: no outputs", g->source);
+  int t = g->outputs[0];
+  int producer = g->tensors[t].producer;
+  if (producer >= 0 && g->nodes[producer].op == HAWQ_OP_SOFTMAX) t = g->nodes[producer].inputs[0];
+  const hawq_tensor *lt = &g->tensors[t];
+  if (lt->rank != 2 || !lt->batched || lt->kind != HAWQ_TENSOR_ACTIVATION) {
+    return hawq_fail(err, HAWQ_ERR_UNSUPPORTED,
+                     "%s: output '%s' is not (batch, classes) logits; training needs them",
+                     g->source, g->tensors[g->outputs[0]].name);
+  }
+  p->logits = t;
+  p->classes = lt->dims[1];
+  return HAWQ_OK;
+}
+
+hawq_status hawq_train_plan_create(hawq_graph *g, const hawq_train_options *opt,
+                                   hawq_train_plan **out, hawq_error *err) {
+  *out = NULL;
+  if (!opt || opt->batch < 1) return hawq_fail(err, HAWQ_ERR_INVALID_ARG, "batch must be >= 1");
+  if (opt->threads < 0 || opt->threads > 1024) {
+    return hawq_fail(err, HAWQ_ERR_INVALID_ARG, "threads must be between 1 and 1024");
+  }
+  if (g->n_inputs != 1) {
+    return hawq_fail(err, HAWQ_ERR_UNSUPPORTED,
+                     "%s: training needs exactly one graph input, got %d", g->source, g->n_inputs);
+  }
+  hawq_train_plan *p = calloc(1, sizeof *p);
+  if (!p) return hawq_fail(err, HAWQ_ERR_NO_MEMORY, "out of memory");
+  p->g = g;
+  p->batch = opt->batch;
+  p->threads = opt->threads ? opt->threads : 1;
+  p->bn_momentum = opt->bn_momentum > 0 ? opt->bn_momentum : 0.1f;
+  p->loss_scale = 1.0f;
+  hawq_status st = HAWQ_OK;
+  int nt = g->n_tensors, nn = g->n_nodes ? g->n_nodes : 1;
+  bool *trainable = calloc((size_t)nt, sizeof *trainable);
+  bool *decay = calloc((size_t)nt, sizeof *decay);
+  p->val = calloc((size_t)nt, sizeof *p->val);
+  p->grad = calloc((size_t)nt, sizeof *p->grad);
+  p->needs_grad = calloc((size_t)nt, sizeof *p->needs_grad);
+  p->dims = calloc((size_t)nt, sizeof *p->dims);
+  p->conv = calloc((size_t)nn, sizeof *p->conv);
+  p->bn = calloc((size_t)nn, sizeof *p->bn);
+  p->params = calloc((size_t)nt, sizeof *p->params);
+  if (!trainable || !decay || !p->val || !p->grad || !p->needs_grad || !p->dims || !p->conv ||
+      !p->bn || !p->params) {
+    st = hawq_fail(err, HAWQ_ERR_NO_MEMORY, "out of memory");
+    goto done;
+  }
+  for (int t = 0; t < nt; t++) {
+    const hawq_tensor *tt = &g->tensors[t];
+    for (int k = 0; k < tt->rank; k++) p->dims[t][k] = tt->dims[k];
+    if (tt->batched) p->dims[t][0] = p->batch;
+    if (tt->batched && hawq_tensor_numel(tt) > (INT64_MAX / 8) / p->batch) {
+      st = hawq_fail(err, HAWQ_ERR_INVALID_ARG, "batch %d is too large for tensor '%s'", p->batch,
+                     tt->name);
+      goto done;
+    }
+  }
+  if ((st = find_logits(p, err))) goto done;
+  for (int k = 0; k < g->n_nodes; k++) mark_trainable(g, &g->nodes[k], trainable, decay);
+  /* A tensor needs a gradient when a trainable parameter reaches the loss through it. */
+  for (int t = 0; t < nt; t++) p->needs_grad[t] = trainable[t];
+  for (int k = 0; k < g->n_nodes; k++) {
+    const hawq_node *n = &g->nodes[k];
+    for (int i = 0; i < n->n_inputs; i++) {
+      if (n->inputs[i] >= 0 && p->needs_grad[n->inputs[i]]) p->needs_grad[n->output] = true;
+    }
+  }
+  if (!p->needs_grad[p->logits]) {
+    st = hawq_fail(err, HAWQ_ERR_UNSUPPORTED,
+                   "%s: no trainable parameter (Conv, Gemm or "
+                   "BatchNormalization initializer) reaches the output",
+                   g->source);
+    goto done;
+  }
+  size_t workspace = 0;
+  for (int t = 0; t < nt; t++) {
+    const hawq_tensor *tt = &g->tensors[t];
+    int64_t n = tensor_numel(p, t);
+    if (tt->kind == HAWQ_TENSOR_PARAM) {
+      p->val[t] = tt->data;
+    } else {
+      p->val[t] = alloc_tracked(p, n);
+      if (!p->val[t]) goto oom;
+      if ((size_t)n > workspace) workspace = (size_t)n;
+    }
+    if (p->needs_grad[t]) {
+      p->grad[t] = alloc_tracked(p, n);
+      if (!p->grad[t]) goto oom;
+    }
+    if (trainable[t]) {
+      p->params[p->n_params++] = (hawq_param){t, n, tt->data, p->grad[t], decay[t]};
+    }
+  }
+  p->workspace = alloc_tracked(p, (int64_t)workspace);
+  p->probs = alloc_tracked(p, p->batch * p->classes);
+  p->labels = calloc((size_t)p->batch, sizeof *p->labels);
+  if (!p->workspace || !p->probs || !p->labels) goto oom;
+  if ((st = hawq_dnnl_context_create(&p->dnnl, err))) goto done;
+  for (int k = 0; k < g->n_nodes; k++) {
+    const hawq_node *n = &g->nodes[k];
+    if (n->op == HAWQ_OP_CONV) {
+      hawq_conv2d_shape s = conv_shape(p, n);
+      st = hawq_conv2d_train_create(&p->dnnl, &s, n->inputs[2] >= 0, &p->conv[k], err);
+      if (st) {
+        hawq_error_prefix(err, n->name);
+        goto done;
+      }
+    } else if (n->op == HAWQ_OP_BATCHNORM) {
+      int64_t c = p->dims[n->inputs[0]][1];
+      p->bn[k].mean = alloc_tracked(p, c);
+      p->bn[k].rstd = alloc_tracked(p, c);
+      if (!p->bn[k].mean || !p->bn[k].rstd) goto oom;
+    }
+  }
+  goto done;
+oom:
+  st = hawq_fail(err, HAWQ_ERR_NO_MEMORY,
+                 "out of memory: training at batch %d needs more than %.1f MiB", p->batch,
+                 (double)p->bytes / 1048576);
+done:
+  free(trainable);
+  free(decay);
+  if (st) {
+    hawq_train_plan_destroy(p);
+    return st;
+  }
+  *out = p;
+  return HAWQ_OK;
+}
+
+static hawq_status forward_node(hawq_train_plan *p, int k, bool training, hawq_error *err) {
+  const hawq_graph *g = p->g;
+  const hawq_node *n = &g->nodes[k];
+  float *y = p->val[n->output];
+  const float *x = p->val[n->inputs[0]];
+  static const hawq_act no_act = {false, 0, 0};
+  if (n->op == HAWQ_OP_CONV) {
+    const float *b = n->inputs[2] >= 0 ? p->val[n->inputs[2]] : NULL;
+    hawq_status st = hawq_conv2d_train_forward(p->conv[k], x, p->val[n->inputs[1]], b, y, err);
+    if (st) hawq_error_prefix(err, n->name);
+    return st;
+  }
+  if (n->op == HAWQ_OP_BATCHNORM) {
+    int64_t outer, c, inner;
+    hawq_channel_view(g->tensors[n->inputs[0]].rank, p->dims[n->inputs[0]], &outer, &c, &inner);
+    float eps = n->attr.bn.epsilon;
+    bn_cache *bc = &p->bn[k];
+    if (training) {
+      hawq_batchnorm_train_forward(x, y, outer, c, inner, p->val[n->inputs[1]],
+                                   p->val[n->inputs[2]], eps, p->bn_momentum, p->val[n->inputs[3]],
+                                   p->val[n->inputs[4]], bc->mean, bc->rstd, p->threads);
+    } else {
+      const float *mean = p->val[n->inputs[3]], *var = p->val[n->inputs[4]];
+      for (int64_t ch = 0; ch < c; ch++) {
+        bc->mean[ch] = mean[ch];
+        bc->rstd[ch] = 1.0f / sqrtf(var[ch] + eps);
+      }
+      hawq_batchnorm_forward(x, y, outer, c, inner, p->val[n->inputs[1]], p->val[n->inputs[2]],
+                             mean, var, eps, no_act, p->threads);
+    }
+    return HAWQ_OK;
+  }
+  const float *w = NULL, *b = NULL;
+  if (n->op == HAWQ_OP_GEMM) {
+    w = p->val[n->inputs[1]];
+    b = n->inputs[2] >= 0 ? p->val[n->inputs[2]] : NULL;
+  }
+  hawq_node_forward(g, n, p->val, (const int64_t(*)[HAWQ_MAX_RANK])p->dims, w, b, no_act, y,
+                    p->workspace, p->threads);
+  return HAWQ_OK;
+}
+
+hawq_status hawq_train_plan_forward(hawq_train_plan *p, const float *input, bool training,
+                                    hawq_error *err) {
+  const hawq_graph *g = p->g;
+  int in = g->inputs[0];
+  memcpy(p->val[in], input, (size_t)tensor_numel(p, in) * sizeof(float));
+#ifdef _OPENMP
+  int callers_threads = omp_get_max_threads();
+  omp_set_num_threads(p->threads);
+#endif
+  hawq_status st = HAWQ_OK;
+  for (int k = 0; k < g->n_nodes && !st; k++) {
+    const hawq_node *n = &g->nodes[k];
+    /* A final Softmax is not needed: the loss takes the logits. */
+    if (n->op == HAWQ_OP_SOFTMAX && n->inputs[0] == p->logits) continue;
+    st = forward_node(p, k, training, err);
+  }
+#ifdef _OPENMP
+  omp_set_num_threads(callers_threads);
+#endif
+  p->last_training = training;
+  return st;
+}
+
+const float *hawq_train_plan_logits(const hawq_train_plan *p, int64_t *classes) {
+  if (classes) *classes = p->classes;
+  return p->val[p->logits];
+}
+
+double hawq_train_plan_loss(hawq_train_plan *p, const int32_t *labels, float smoothing,
+                            int64_t *correct) {
+  memcpy(p->labels, labels, (size_t)p->batch * sizeof *labels);
+  const float *z = p->val[p->logits];
+  double loss =
+      hawq_cross_entropy_forward(z, labels, p->batch, p->classes, smoothing, p->probs, p->threads);
+  if (correct) {
+    int64_t hits = 0;
+    for (int64_t i = 0; i < p->batch; i++) {
+      const float *row = z + i * p->classes;
+      int64_t best = 0;
+      for (int64_t c = 1; c < p->classes; c++)
+        if (row[c] > row[best]) best = c;
+      hits += best == labels[i];
+    }
+    *correct = hits;
+  }
+  p->loss_smoothing = smoothing;
+  return loss;
+}
+
+void hawq_train_plan_zero_grad(hawq_train_plan *p) {
+  for (int i = 0; i < p->n_params; i++) {
+    memset(p->params[i].grad, 0, (size_t)p->params[i].numel * sizeof(float));
+  }
+}
+
+void hawq_train_plan_set_loss_scale(hawq_train_plan *p, float scale) {
+  p->loss_scale = scale;
+}
+
+/* The gradient buffer of input i of node n, or NULL when the loss does not need it. */
+static float *input_grad(const hawq_train_plan *p, const hawq_node *n, int i) {
+  int t = i < n->n_inputs ? n->inputs[i] : -1;
+  return t >= 0 ? p->grad[t] : NULL;
+}
+
+static hawq_status backward_node(hawq_train_plan *p, int k, hawq_error *err) {
+  const hawq_graph *g = p->g;
+  const hawq_node *n = &g->nodes[k];
+  const int th = p->threads;
+  const float *dy = p->grad[n->output];
+  const float *x = p->val[n->inputs[0]];
+  float *dx = input_grad(p, n, 0);
+  const int64_t *xd = p->dims[n->inputs[0]];
+  const int xr = g->tensors[n->inputs[0]].rank;
+  int64_t xn = dims_numel(xr, xd);
+  switch (n->op) {
+    case HAWQ_OP_CONV: {
+      hawq_status st = hawq_conv2d_train_backward(p->conv[k], x, p->val[n->inputs[1]], dy, dx,
+                                                  input_grad(p, n, 1), input_grad(p, n, 2), err);
+      if (st) hawq_error_prefix(err, n->name);
+      return st;
+    }
+    case HAWQ_OP_BATCHNORM: {
+      int64_t outer, c, inner;
+      hawq_channel_view(xr, xd, &outer, &c, &inner);
+      hawq_batchnorm_backward(x, dy, outer, c, inner, p->val[n->inputs[1]], p->bn[k].mean,
+                              p->bn[k].rstd, p->last_training, dx, input_grad(p, n, 1),
+                              input_grad(p, n, 2), th);
+      break;
+    }
+    case HAWQ_OP_RELU:
+      if (dx) hawq_relu_backward(x, dy, dx, xn, th);
+      break;
+    case HAWQ_OP_CLIP:
+      if (dx) hawq_clip_backward(x, dy, dx, xn, n->attr.clip.min, n->attr.clip.max, th);
+      break;
+    case HAWQ_OP_LEAKY_RELU:
+      if (dx) hawq_leaky_relu_backward(x, dy, dx, xn, n->attr.leaky.alpha, th);
+      break;
+    case HAWQ_OP_ADD:
+    case HAWQ_OP_SUB:
+    case HAWQ_OP_MUL:
+    case HAWQ_OP_DIV: {
+      int r = g->tensors[n->output].rank;
+      int64_t od[HAWQ_MAX_RANK], ad[HAWQ_MAX_RANK], bd[HAWQ_MAX_RANK];
+      hawq_physical_dims(r, p->dims[n->output], od);
+      hawq_physical_dims(r, xd, ad);
+      hawq_physical_dims(r, p->dims[n->inputs[1]], bd);
+      hawq_binary_backward(n->op, r, od, x, ad, p->val[n->inputs[1]], bd, dy, dx,
+                           input_grad(p, n, 1), th);
+      break;
+    }
+    case HAWQ_OP_MAXPOOL:
+    case HAWQ_OP_AVGPOOL: {
+      if (!dx) break;
+      hawq_pool_shape s = hawq_pool_shape_of(n, xd, p->dims[n->output]);
+      if (n->op == HAWQ_OP_MAXPOOL)
+        hawq_maxpool_backward(&s, x, dy, dx, th);
+      else
+        hawq_avgpool_backward(&s, dy, dx, th);
+      break;
+    }
+    case HAWQ_OP_GLOBAL_AVGPOOL:
+      if (dx) hawq_global_avgpool_backward(dy, dx, xd[0], xd[2] * xd[3], xd[1], th);
+      break;
+    case HAWQ_OP_GLOBAL_MAXPOOL:
+      if (dx) hawq_global_maxpool_backward(x, dy, dx, xd[0], xd[2] * xd[3], xd[1], th);
+      break;
+    case HAWQ_OP_GEMM: {
+      int64_t kdim = xd[xr - 1], rows = xn / kdim;
+      int64_t nout = g->tensors[n->inputs[1]].dims[0];
+      hawq_gemm_backward(x, p->val[n->inputs[1]], dy, dx, input_grad(p, n, 1), input_grad(p, n, 2),
+                         rows, nout, kdim, th);
+      break;
+    }
+    case HAWQ_OP_RESHAPE:
+      if (dx) {
+        hawq_reshape_backward(dy, g->tensors[n->output].rank, p->dims[n->output], dx, xr, xd,
+                              p->workspace);
+      }
+      break;
+    case HAWQ_OP_TRANSPOSE:
+      if (dx) hawq_transpose_backward(dy, xr, xd, n->attr.transpose.perm, dx);
+      break;
+    case HAWQ_OP_CONCAT: {
+      float *dins[HAWQ_MAX_CONCAT_INPUTS];
+      int64_t in_dims[HAWQ_MAX_CONCAT_INPUTS][HAWQ_MAX_RANK];
+      for (int i = 0; i < n->n_inputs; i++) {
+        dins[i] = input_grad(p, n, i);
+        memcpy(in_dims[i], p->dims[n->inputs[i]], sizeof in_dims[i]);
+      }
+      hawq_concat_backward(n->n_inputs, dins, (const int64_t(*)[HAWQ_MAX_RANK])in_dims, xr,
+                           n->attr.concat.axis, dy);
+      break;
+    }
+    case HAWQ_OP_PAD:
+      if (dx) hawq_pad_backward(dy, xr, xd, n->attr.pad.pads, dx, th);
+      break;
+    case HAWQ_OP_SOFTMAX: {
+      if (!dx) break;
+      int64_t outer, len, inner;
+      hawq_softmax_view(n, xr, xd, &outer, &len, &inner);
+      hawq_softmax_backward(p->val[n->output], dy, dx, outer, len, inner, th);
+      break;
+    }
+    case HAWQ_OP_COUNT:
+      break;
+  }
+  return HAWQ_OK;
+}
+
+hawq_status hawq_train_plan_backward(hawq_train_plan *p, hawq_error *err) {
+  const hawq_graph *g = p->g;
+  /* Activation gradients start from zero; parameter gradients accumulate until zero_grad. */
+  for (int t = 0; t < g->n_tensors; t++) {
+    if (p->grad[t] && g->tensors[t].kind != HAWQ_TENSOR_PARAM) {
+      memset(p->grad[t], 0, (size_t)tensor_numel(p, t) * sizeof(float));
+    }
+  }
+#ifdef _OPENMP
+  int callers_threads = omp_get_max_threads();
+  omp_set_num_threads(p->threads);
+#endif
+  hawq_cross_entropy_backward(p->probs, p->labels, p->batch, p->classes, p->loss_smoothing,
+                              p->loss_scale, p->grad[p->logits], p->threads);
+  hawq_status st = HAWQ_OK;
+  for (int k = g->n_nodes - 1; k >= 0 && !st; k--) {
+    const hawq_node *n = &g->nodes[k];
+    if (!p->needs_grad[n->output]) continue;
+    if (n->op == HAWQ_OP_SOFTMAX && n->inputs[0] == p->logits) continue;
+    st = backward_node(p, k, err);
+  }
+#ifdef _OPENMP
+  omp_set_num_threads(callers_threads);
+#endif
+  return st;
+}
+
+int hawq_train_plan_num_params(const hawq_train_plan *p) {
+  return p->n_params;
+}
+
+hawq_param *hawq_train_plan_param(hawq_train_plan *p, int i) {
+  return &p->params[i];
+}
+
+int hawq_train_plan_batch(const hawq_train_plan *p) {
+  return p->batch;
+}
+
+size_t hawq_train_plan_bytes(const hawq_train_plan *p) {
+  return p->bytes;
+}
