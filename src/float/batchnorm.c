@@ -20,74 +20,100 @@ void hawq_batchnorm_forward(const float *in, float *out, int64_t outer, int64_t 
 }
 
 /* ---- training ----
- * Per-channel reductions (batch moments, dscale, dbias) run over tiles of channels: one thread
- * sums a tile's channels row by row, so no two threads touch one channel, no scratch memory is
- * needed, and every sum is added in the same order whatever the thread count (results are
- * bitwise identical for any `threads`). Channels are handled in blocks of BN_BLOCK so that the
- * per-channel coefficients live on the stack. */
-#define BN_BLOCK 1024         /* channels per block (stack coefficients) */
-#define BN_TILE 64            /* channels per tile (stack accumulators) */
-#define BN_MIN_TILE 8         /* one vector of double accumulators */
+ * Per-channel reductions (batch moments, dscale, dbias) split the rows (N*H*W for NHWC) into
+ * BN_CHUNKS fixed chunks, independent of the thread count: each chunk sums its rows in double,
+ * contiguously along the channels (so it vectorises and every thread streams its own memory),
+ * and the chunks' partial sums are added in chunk order. The result is therefore bitwise the
+ * same for any `threads`. Channels go in blocks of BN_BLOCK so the partial sums fit on the
+ * stack. An activation fused after the normalisation (ReLU, ReLU6 as Clip) is applied in the
+ * same pass, and its gradient mask is read back from the activated output. */
+#define BN_BLOCK 64           /* channels per block */
+#define BN_CHUNKS 32          /* row chunks of a reduction */
+#define BN_ROWS 32            /* rows summed in float before joining the double sums */
 #define BN_PARALLEL_MIN 32768 /* elements below which threads cost more than they save */
 
-static int64_t bn_tile_width(int64_t channels, int threads) {
-  if (threads <= 1) return BN_TILE;
-  int64_t width = (channels + threads - 1) / threads;
-  width = (width + BN_MIN_TILE - 1) / BN_MIN_TILE * BN_MIN_TILE;
-  return width > BN_TILE ? BN_TILE : width;
+/* Rows [r0, r1) of chunk `k` of `rows` rows. */
+static void chunk_rows(int64_t rows, int k, int64_t *r0, int64_t *r1) {
+  *r0 = rows * k / BN_CHUNKS;
+  *r1 = rows * (k + 1) / BN_CHUNKS;
 }
 
-/* Mean and biased variance (double) of channels [c0, c0 + nb) of x (outer, c, inner). The sums
- * are of x - x[first], so a large mean does not cancel the variance away. */
+/* For x viewed as (outer, c, inner), element (row, j) of channels [c0, c0 + nb): NHWC has
+ * inner == 1 and rows = outer; otherwise every (o, i) pair is a row. Sums over all rows of
+ * f(x) and f(x)^2-like terms are computed by the callers' kernels below. */
+
+/* Mean and biased variance (double) of channels [c0, c0 + nb). Sums are of x - shift with
+ * shift = the channel's first value, so a large mean does not cancel the variance away. */
 static void bn_moments(const float *x, int64_t outer, int64_t c, int64_t inner, int64_t c0,
                        int64_t nb, double *mean, double *var, int threads) {
-  int64_t width = bn_tile_width(nb, threads), tiles = (nb + width - 1) / width;
-  double count = (double)(outer * inner);
+  double s1[BN_CHUNKS][BN_BLOCK], s2[BN_CHUNKS][BN_BLOCK], shift[BN_BLOCK];
+  for (int64_t j = 0; j < nb; j++) shift[j] = x[(c0 + j) * inner];
+  int64_t rows = outer * inner;
 #pragma omp parallel for num_threads(threads) \
-    schedule(static) if (threads > 1 && tiles > 1 && outer * inner * nb >= BN_PARALLEL_MIN)
-  for (int64_t tile = 0; tile < tiles; tile++) {
-    int64_t t0 = tile * width, tw = nb - t0 < width ? nb - t0 : width;
-    double shift[BN_TILE], s1[BN_TILE], s2[BN_TILE];
-    for (int64_t j = 0; j < tw; j++) {
-      shift[j] = x[(c0 + t0 + j) * inner];
-      s1[j] = s2[j] = 0.0;
-    }
-    for (int64_t o = 0; o < outer; o++) {
-      const float *row = x + (o * c + c0 + t0) * inner;
-      if (inner == 1) {
-        for (int64_t j = 0; j < tw; j++) {
-          double v = (double)row[j] - shift[j];
-          s1[j] += v;
-          s2[j] += v * v;
-        }
-      } else {
-        for (int64_t j = 0; j < tw; j++) {
-          double a = 0.0, b = 0.0;
-          for (int64_t i = 0; i < inner; i++) {
-            double v = (double)row[j * inner + i] - shift[j];
-            a += v;
-            b += v * v;
+    schedule(static) if (threads > 1 && rows * nb >= BN_PARALLEL_MIN)
+  for (int k = 0; k < BN_CHUNKS; k++) {
+    double a[BN_BLOCK], b[BN_BLOCK];
+    for (int64_t j = 0; j < nb; j++) a[j] = b[j] = 0.0;
+    int64_t r0, r1;
+    chunk_rows(rows, k, &r0, &r1);
+    if (inner == 1) {
+      /* Float sums over BN_ROWS rows at a time (vectorised, exact enough for so few terms),
+       * carried into the double ones. */
+      float shift_f[BN_BLOCK];
+      for (int64_t j = 0; j < nb; j++) shift_f[j] = (float)shift[j];
+      for (int64_t rb = r0; rb < r1; rb += BN_ROWS) {
+        int64_t re = rb + BN_ROWS < r1 ? rb + BN_ROWS : r1;
+        float fa[BN_BLOCK] = {0}, fb[BN_BLOCK] = {0};
+        for (int64_t r = rb; r < re; r++) {
+          const float *row = x + r * c + c0;
+          for (int64_t j = 0; j < nb; j++) {
+            float v = row[j] - shift_f[j];
+            fa[j] += v;
+            fb[j] += v * v;
           }
-          s1[j] += a;
-          s2[j] += b;
+        }
+        for (int64_t j = 0; j < nb; j++) {
+          a[j] += fa[j];
+          b[j] += fb[j];
+        }
+      }
+    } else {
+      for (int64_t r = r0; r < r1; r++) {
+        int64_t o = r / inner, i = r % inner;
+        for (int64_t j = 0; j < nb; j++) {
+          double v = (double)x[(o * c + c0 + j) * inner + i] - shift[j];
+          a[j] += v;
+          b[j] += v * v;
         }
       }
     }
-    for (int64_t j = 0; j < tw; j++) {
-      double m = s1[j] / count, v = s2[j] / count - m * m;
-      mean[t0 + j] = shift[j] + m;
-      var[t0 + j] = v > 0.0 ? v : 0.0;
+    for (int64_t j = 0; j < nb; j++) {
+      s1[k][j] = a[j];
+      s2[k][j] = b[j];
     }
+  }
+  double count = (double)rows;
+  for (int64_t j = 0; j < nb; j++) {
+    double a = 0.0, b = 0.0;
+    for (int k = 0; k < BN_CHUNKS; k++) {
+      a += s1[k][j];
+      b += s2[k][j];
+    }
+    double m = a / count, v = b / count - m * m;
+    mean[j] = shift[j] + m;
+    var[j] = v > 0.0 ? v : 0.0;
   }
 }
 
 void hawq_batchnorm_train_forward(const float *in, float *out, int64_t outer, int64_t c,
                                   int64_t inner, const float *scale, const float *bias, float eps,
-                                  float momentum, float *running_mean, float *running_var,
-                                  float *batch_mean, float *batch_rstd, int threads) {
+                                  float momentum, hawq_act act, float *running_mean,
+                                  float *running_var, float *batch_mean, float *batch_rstd,
+                                  int threads) {
   if (threads < 1) threads = 1;
   int64_t count = outer * inner;
   if (count <= 0 || c <= 0) return;
+  float lo = act.on ? act.lo : -INFINITY, hi = act.on ? act.hi : INFINITY;
   for (int64_t c0 = 0; c0 < c; c0 += BN_BLOCK) {
     int64_t nb = c - c0 < BN_BLOCK ? c - c0 : BN_BLOCK;
     double mean[BN_BLOCK], var[BN_BLOCK];
@@ -117,56 +143,94 @@ void hawq_batchnorm_train_forward(const float *in, float *out, int64_t outer, in
       const float *x = in + (o * c + c0) * inner;
       float *y = out + (o * c + c0) * inner;
       if (inner == 1) { /* NHWC: vectorised along the channels */
-        for (int64_t j = 0; j < nb; j++) y[j] = (x[j] - shift[j]) * mul[j] + add[j];
+        for (int64_t j = 0; j < nb; j++) {
+          float v = (x[j] - shift[j]) * mul[j] + add[j];
+          v = v < lo ? lo : v;
+          y[j] = v > hi ? hi : v;
+        }
       } else {
         for (int64_t j = 0; j < nb; j++)
-          for (int64_t i = 0; i < inner; i++)
-            y[j * inner + i] = (x[j * inner + i] - shift[j]) * mul[j] + add[j];
+          for (int64_t i = 0; i < inner; i++) {
+            float v = (x[j * inner + i] - shift[j]) * mul[j] + add[j];
+            v = v < lo ? lo : v;
+            y[j * inner + i] = v > hi ? hi : v;
+          }
       }
     }
   }
 }
 
-/* sum(dy) and sum(dy * (x - mean)) (double) of channels [c0, c0 + nb). */
-static void bn_grad_sums(const float *x, const float *dy, int64_t outer, int64_t c, int64_t inner,
-                         int64_t c0, int64_t nb, const float *mean, double *sum_dy,
-                         double *sum_dy_xc, int threads) {
-  int64_t width = bn_tile_width(nb, threads), tiles = (nb + width - 1) / width;
+/* The gradient reaching the normalisation: dout, or zero where the fused activation clipped
+ * (its output y at a bound). */
+static inline float masked(float g, const float *y, int64_t e, float lo, float hi) {
+  return y && !(y[e] > lo && y[e] < hi) ? 0.0f : g;
+}
+
+/* sum(g) and sum(g * (x - mean)) (double) of channels [c0, c0 + nb), g the masked gradient. */
+static void bn_grad_sums(const float *x, const float *dy, const float *y, float lo, float hi,
+                         int64_t outer, int64_t c, int64_t inner, int64_t c0, int64_t nb,
+                         const float *mean, double *sum_dy, double *sum_dy_xc, int threads) {
+  double s1[BN_CHUNKS][BN_BLOCK], s2[BN_CHUNKS][BN_BLOCK], m[BN_BLOCK];
+  for (int64_t j = 0; j < nb; j++) m[j] = mean[c0 + j];
+  int64_t rows = outer * inner;
 #pragma omp parallel for num_threads(threads) \
-    schedule(static) if (threads > 1 && tiles > 1 && outer * inner * nb >= BN_PARALLEL_MIN)
-  for (int64_t tile = 0; tile < tiles; tile++) {
-    int64_t t0 = tile * width, tw = nb - t0 < width ? nb - t0 : width;
-    double m[BN_TILE], s1[BN_TILE], s2[BN_TILE];
-    for (int64_t j = 0; j < tw; j++) {
-      m[j] = mean[c0 + t0 + j];
-      s1[j] = s2[j] = 0.0;
-    }
-    for (int64_t o = 0; o < outer; o++) {
-      int64_t at = (o * c + c0 + t0) * inner;
-      const float *xr = x + at, *gr = dy + at;
-      if (inner == 1) {
-        for (int64_t j = 0; j < tw; j++) {
-          double g = gr[j];
-          s1[j] += g;
-          s2[j] += g * ((double)xr[j] - m[j]);
-        }
-      } else {
-        for (int64_t j = 0; j < tw; j++) {
-          double a = 0.0, b = 0.0;
-          for (int64_t i = 0; i < inner; i++) {
-            double g = gr[j * inner + i];
-            a += g;
-            b += g * ((double)xr[j * inner + i] - m[j]);
+    schedule(static) if (threads > 1 && rows * nb >= BN_PARALLEL_MIN)
+  for (int k = 0; k < BN_CHUNKS; k++) {
+    double a[BN_BLOCK], b[BN_BLOCK];
+    for (int64_t j = 0; j < nb; j++) a[j] = b[j] = 0.0;
+    int64_t r0, r1;
+    chunk_rows(rows, k, &r0, &r1);
+    if (inner == 1) { /* NHWC: rows of channels, vectorised along the channels */
+      float fa[BN_BLOCK] = {0}, fb[BN_BLOCK] = {0}, mf[BN_BLOCK];
+      for (int64_t j = 0; j < nb; j++) mf[j] = mean[c0 + j];
+      for (int64_t r = r0; r < r1; r++) {
+        const float *xr = x + r * c + c0, *gr = dy + r * c + c0;
+        if (y) {
+          const float *yr = y + r * c + c0;
+          for (int64_t j = 0; j < nb; j++) {
+            float gj = gr[j], yj = yr[j]; /* both loaded: the select then vectorises */
+            float gm = ((yj > lo) & (yj < hi)) ? gj : 0.0f;
+            fa[j] += gm;
+            fb[j] += gm * (xr[j] - mf[j]);
           }
-          s1[j] += a;
-          s2[j] += b;
+        } else {
+          for (int64_t j = 0; j < nb; j++) {
+            fa[j] += gr[j];
+            fb[j] += gr[j] * (xr[j] - mf[j]);
+          }
+        }
+        if ((r - r0) % BN_ROWS == BN_ROWS - 1 || r == r1 - 1) {
+          for (int64_t j = 0; j < nb; j++) {
+            a[j] += fa[j];
+            b[j] += fb[j];
+            fa[j] = fb[j] = 0.0f;
+          }
+        }
+      }
+    } else {
+      for (int64_t r = r0; r < r1; r++) {
+        int64_t base = ((r / inner) * c + c0) * inner + r % inner;
+        for (int64_t j = 0; j < nb; j++) {
+          int64_t e = base + j * inner;
+          double g = masked(dy[e], y, e, lo, hi);
+          a[j] += g;
+          b[j] += g * ((double)x[e] - m[j]);
         }
       }
     }
-    for (int64_t j = 0; j < tw; j++) {
-      sum_dy[t0 + j] = s1[j];
-      sum_dy_xc[t0 + j] = s2[j];
+    for (int64_t j = 0; j < nb; j++) {
+      s1[k][j] = a[j];
+      s2[k][j] = b[j];
     }
+  }
+  for (int64_t j = 0; j < nb; j++) {
+    double a = 0.0, b = 0.0;
+    for (int k = 0; k < BN_CHUNKS; k++) {
+      a += s1[k][j];
+      b += s2[k][j];
+    }
+    sum_dy[j] = a;
+    sum_dy_xc[j] = b;
   }
 }
 
@@ -174,19 +238,21 @@ static void bn_grad_sums(const float *x, const float *dy, int64_t outer, int64_t
  *   dbias = sum dy, dscale = sum dy * xhat,
  *   dx = scale * rstd * dy                                          (constant statistics)
  *   dx = scale * rstd * (dy - dbias / n - xhat * dscale / n)        (batch statistics). */
-void hawq_batchnorm_backward(const float *in, const float *dout, int64_t outer, int64_t c,
-                             int64_t inner, const float *scale, const float *mean,
-                             const float *rstd, bool batch_stats, float *din, float *dscale,
-                             float *dbias, int threads) {
+void hawq_batchnorm_backward(const float *in, const float *dout, const float *out, hawq_act act,
+                             int64_t outer, int64_t c, int64_t inner, const float *scale,
+                             const float *mean, const float *rstd, bool batch_stats, float *din,
+                             bool overwrite, float *dscale, float *dbias, int threads) {
   if (threads < 1) threads = 1;
   int64_t count = outer * inner;
   if (count <= 0 || c <= 0 || (!din && !dscale && !dbias)) return;
+  const float *y = act.on ? out : NULL;
+  float lo = act.on ? act.lo : -INFINITY, hi = act.on ? act.hi : INFINITY;
   bool need_sums = dscale || dbias || batch_stats;
   for (int64_t c0 = 0; c0 < c; c0 += BN_BLOCK) {
     int64_t nb = c - c0 < BN_BLOCK ? c - c0 : BN_BLOCK;
     double sum_dy[BN_BLOCK], sum_dy_xc[BN_BLOCK];
     if (need_sums)
-      bn_grad_sums(in, dout, outer, c, inner, c0, nb, mean, sum_dy, sum_dy_xc, threads);
+      bn_grad_sums(in, dout, y, lo, hi, outer, c, inner, c0, nb, mean, sum_dy, sum_dy_xc, threads);
     for (int64_t j = 0; j < nb && (dscale || dbias); j++) {
       if (dbias) dbias[c0 + j] += (float)sum_dy[j];
       if (dscale) dscale[c0 + j] += (float)(sum_dy_xc[j] * rstd[c0 + j]);
@@ -207,19 +273,37 @@ void hawq_batchnorm_backward(const float *in, const float *dout, int64_t outer, 
     schedule(static) if (threads > 1 && outer > 1 && count * nb >= BN_PARALLEL_MIN)
     for (int64_t o = 0; o < outer; o++) {
       int64_t at = (o * c + c0) * inner;
-      const float *x = in + at, *g = dout + at;
+      const float *x = in + at, *g = dout + at, *ya = y ? y + at : NULL;
       float *dx = din + at;
       if (!batch_stats) { /* constants: x does not enter (nor can an inf in it) */
         for (int64_t j = 0; j < nb; j++)
-          for (int64_t i = 0; i < inner; i++) dx[j * inner + i] += k[j] * g[j * inner + i];
-      } else if (inner == 1) { /* NHWC: vectorised along the channels */
-        for (int64_t j = 0; j < nb; j++)
-          dx[j] += k[j] * (g[j] - mean_dy[j] - q[j] * (x[j] - shift[j]));
+          for (int64_t i = 0; i < inner; i++) {
+            int64_t e = j * inner + i;
+            float v = k[j] * masked(g[e], ya, e, lo, hi);
+            dx[e] = overwrite ? v : dx[e] + v;
+          }
+      } else if (inner == 1) { /* NHWC: vectorised along the channels, branch-free */
+        float gm[BN_BLOCK];
+        for (int64_t j = 0; j < nb; j++) gm[j] = g[j];
+        if (ya) {
+          for (int64_t j = 0; j < nb; j++) {
+            float gj = gm[j], yj = ya[j];
+            gm[j] = ((yj > lo) & (yj < hi)) ? gj : 0.0f;
+          }
+        }
+        if (overwrite) {
+          for (int64_t j = 0; j < nb; j++)
+            dx[j] = k[j] * (gm[j] - mean_dy[j] - q[j] * (x[j] - shift[j]));
+        } else {
+          for (int64_t j = 0; j < nb; j++)
+            dx[j] += k[j] * (gm[j] - mean_dy[j] - q[j] * (x[j] - shift[j]));
+        }
       } else {
         for (int64_t j = 0; j < nb; j++)
           for (int64_t i = 0; i < inner; i++) {
             int64_t e = j * inner + i;
-            dx[e] += k[j] * (g[e] - mean_dy[j] - q[j] * (x[e] - shift[j]));
+            float v = k[j] * (masked(g[e], ya, e, lo, hi) - mean_dy[j] - q[j] * (x[e] - shift[j]));
+            dx[e] = overwrite ? v : dx[e] + v;
           }
       }
     }

@@ -1,6 +1,9 @@
 /* Elementwise Add, Sub, Mul and Div with NumPy broadcasting, on physical shapes of equal rank
  * (the importer pads constants to the output's rank and layout). Residual adds (equal shapes)
  * and per-channel constants (NHWC: broadcast along the last axis) take the fast paths. */
+#include <math.h>
+#include <string.h>
+
 #include "float/ops.h"
 
 /* One row: o[i] = x[i*xs] op y[i*ys], then the activation. Written per op with locals so the
@@ -345,4 +348,33 @@ void hawq_binary_backward(hawq_op op, int rank, const int64_t *out_dims, const f
   }
   if (da) binary_backward_reduce(op, false, &s, a, b, dout, da, threads);
   if (db) binary_backward_reduce(op, true, &s, a, b, dout, db, threads);
+}
+
+void hawq_add_act_backward(const float *out, const float *dout, hawq_act act, int64_t n, float *da,
+                           bool overwrite_a, float *db, bool overwrite_b, int threads) {
+  if (threads < 1) threads = 1;
+  float lo = act.on ? act.lo : -INFINITY, hi = act.on ? act.hi : INFINITY;
+  enum { BLOCK = 4096 };
+  int64_t blocks = (n + BLOCK - 1) / BLOCK;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n > 32768)
+  for (int64_t blk = 0; blk < blocks; blk++) {
+    int64_t i0 = blk * BLOCK, m = n - i0 < BLOCK ? n - i0 : BLOCK;
+    const float *y = out + i0, *g = dout + i0;
+    float masked[BLOCK];
+    for (int64_t i = 0; i < m; i++) {
+      float gi = g[i], yi = y[i]; /* both loaded: the select then vectorises */
+      masked[i] = ((yi > lo) & (yi < hi)) ? gi : 0.0f;
+    }
+    float *dst[2] = {da ? da + i0 : NULL, db ? db + i0 : NULL};
+    bool over[2] = {overwrite_a, overwrite_b};
+    for (int s = 0; s < 2; s++) {
+      float *restrict d = dst[s];
+      if (!d) continue;
+      if (over[s]) {
+        memcpy(d, masked, (size_t)m * sizeof(float));
+      } else {
+        for (int64_t i = 0; i < m; i++) d[i] += masked[i];
+      }
+    }
+  }
 }

@@ -219,13 +219,13 @@ static void add_into(float *restrict dst, const float *restrict src, int64_t n) 
 }
 
 hawq_status hawq_conv2d_train_backward(hawq_conv2d_train *c, const float *in, const float *w,
-                                       const float *dout, float *din, float *dw, float *db,
-                                       hawq_error *err) {
+                                       const float *dout, float *din, bool overwrite_din, float *dw,
+                                       float *db, hawq_error *err) {
   dnnl_status_t st = dnnl_memory_set_data_handle(c->diff_dst, (void *)dout);
   if (!st && din) {
     dnnl_memory_t wmem = NULL;
     st = weights_for_kernel(&c->bwd_data_w, c->stream, w, &wmem);
-    if (!st) st = dnnl_memory_set_data_handle(c->diff_src, c->diff_src_buf);
+    if (!st) st = dnnl_memory_set_data_handle(c->diff_src, overwrite_din ? din : c->diff_src_buf);
     if (!st) {
       dnnl_exec_arg_t args[3] = {{DNNL_ARG_DIFF_DST, c->diff_dst},
                                  {DNNL_ARG_WEIGHTS, wmem},
@@ -253,7 +253,7 @@ hawq_status hawq_conv2d_train_backward(hawq_conv2d_train *c, const float *in, co
   }
   if (!st) st = dnnl_stream_wait(c->stream);
   if (st) return dnnl_fail(err, "run a convolution backward", st);
-  if (din) add_into(din, c->diff_src_buf, c->src_numel);
+  if (din && !overwrite_din) add_into(din, c->diff_src_buf, c->src_numel);
   if (dw) add_into(dw, c->diff_w_buf, c->w_numel);
   if (db && c->diff_bias) add_into(db, c->diff_b_buf, c->k);
   return HAWQ_OK;

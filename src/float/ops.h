@@ -63,10 +63,11 @@ hawq_status hawq_conv2d_train_create(const hawq_dnnl_context *ctx, const hawq_co
 /* out = conv(in, w) + b (b NULL when created without bias). */
 hawq_status hawq_conv2d_train_forward(hawq_conv2d_train *c, const float *in, const float *w,
                                       const float *b, float *out, hawq_error *err);
-/* din, dw, db += gradients (din and db may be NULL). */
+/* din, dw, db += gradients (din and db may be NULL); with overwrite_din, din = its gradient
+ * (written straight by oneDNN, no scratch pass). */
 hawq_status hawq_conv2d_train_backward(hawq_conv2d_train *c, const float *in, const float *w,
-                                       const float *dout, float *din, float *dw, float *db,
-                                       hawq_error *err);
+                                       const float *dout, float *din, bool overwrite_din, float *dw,
+                                       float *db, hawq_error *err);
 void hawq_conv2d_train_destroy(hawq_conv2d_train *c); /* NULL is fine */
 
 /* ---- batchnorm.c ---- */
@@ -75,20 +76,24 @@ void hawq_batchnorm_forward(const float *in, float *out, int64_t outer, int64_t 
                             const float *scale, const float *bias, const float *mean,
                             const float *var, float eps, hawq_act act, int threads);
 /* Training mode: normalizes with the batch's own statistics (biased variance, as PyTorch),
- * writes them to batch_mean (c) and batch_rstd (c) = 1/sqrt(var_b + eps) for the backward, and
- * updates running_mean/running_var (c) as PyTorch does with momentum m:
- * running = (1 - m) * running + m * batch, the variance unbiased (times count/(count-1)). */
+ * applies the fused activation act, writes the statistics to batch_mean (c) and batch_rstd (c)
+ * = 1/sqrt(var_b + eps) for the backward, and updates running_mean/running_var (c) as PyTorch
+ * does with momentum m: running = (1 - m) * running + m * batch, the variance unbiased (times
+ * count/(count-1)). Any of the four statistics pointers may be NULL. */
 void hawq_batchnorm_train_forward(const float *in, float *out, int64_t outer, int64_t c,
                                   int64_t inner, const float *scale, const float *bias, float eps,
-                                  float momentum, float *running_mean, float *running_var,
-                                  float *batch_mean, float *batch_rstd, int threads);
-/* dx, dscale, dbias += gradients of y = (x - mean) * rstd * scale + bias. batch_stats: mean and
- * rstd are the batch's (training mode; the gradient flows through them), else they are constants
- * (eval mode: mean = running mean, rstd = 1/sqrt(running var + eps)). */
-void hawq_batchnorm_backward(const float *in, const float *dout, int64_t outer, int64_t c,
-                             int64_t inner, const float *scale, const float *mean,
-                             const float *rstd, bool batch_stats, float *din, float *dscale,
-                             float *dbias, int threads);
+                                  float momentum, hawq_act act, float *running_mean,
+                                  float *running_var, float *batch_mean, float *batch_rstd,
+                                  int threads);
+/* dx, dscale, dbias += gradients of y = act((x - mean) * rstd * scale + bias), where `out` is
+ * the forward's output y (read only when act.on: the gradient passes where lo < y < hi).
+ * batch_stats: mean and rstd are the batch's (training mode; the gradient flows through them),
+ * else they are constants (eval mode: mean = running mean, rstd = 1/sqrt(running var + eps)).
+ * overwrite: din is written (=) rather than accumulated (+=), sparing the caller a zeroing. */
+void hawq_batchnorm_backward(const float *in, const float *dout, const float *out, hawq_act act,
+                             int64_t outer, int64_t c, int64_t inner, const float *scale,
+                             const float *mean, const float *rstd, bool batch_stats, float *din,
+                             bool overwrite, float *dscale, float *dbias, int threads);
 
 /* ---- activation.c: relu, clip, leaky relu ---- */
 void hawq_relu_forward(const float *in, float *out, int64_t n, int threads);
@@ -111,6 +116,12 @@ void hawq_binary_forward(hawq_op op, int rank, const int64_t *out_dims, const fl
 void hawq_binary_backward(hawq_op op, int rank, const int64_t *out_dims, const float *a,
                           const int64_t *a_dims, const float *b, const int64_t *b_dims,
                           const float *dout, float *da, float *db, int threads);
+
+/* The residual add with a fused activation, out = act(a + b), all of n elements: da and db
+ * (either may be NULL) get dout where lo < out < hi (everywhere when act is off), written when
+ * their overwrite flag is set, else accumulated. */
+void hawq_add_act_backward(const float *out, const float *dout, hawq_act act, int64_t n, float *da,
+                           bool overwrite_a, float *db, bool overwrite_b, int threads);
 
 /* ---- pool.c: max and average pooling, global pooling ---- */
 typedef struct hawq_pool_shape {

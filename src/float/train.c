@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -14,6 +15,14 @@
 #include "core/status.h"
 #include "float/ops.h"
 #include "float/train.h"
+
+/* How a node runs: BatchNormalization and a same-shape Add take a following Relu/Clip into
+ * their pass (forward applies it, backward masks by its output), which is then skipped. */
+typedef struct node_exec {
+  bool skip;    /* fused into its producer */
+  int out;      /* tensor the node writes: its own output, or the fused activation's */
+  hawq_act act; /* the fused activation */
+} node_exec;
 
 typedef struct bn_cache {
   float *mean, *rstd; /* (c): the statistics the last forward normalized with */
@@ -30,6 +39,9 @@ struct hawq_train_plan {
   int64_t (*dims)[HAWQ_MAX_RANK]; /* per tensor: logical dims with the batch */
   hawq_conv2d_train **conv;       /* per node */
   bn_cache *bn;                   /* per node */
+  node_exec *exec;                /* per node */
+  bool *elided;                   /* per tensor: a fused intermediate, never materialised */
+  bool *ready;                    /* per tensor, during a backward: its gradient is written */
   bool last_training;
   int n_params;
   hawq_param *params;
@@ -40,7 +52,14 @@ struct hawq_train_plan {
   float loss_smoothing;
   float *workspace;
   size_t bytes;
+  double *seconds; /* with profiling: per node, forward then backward (2 per node) */
 };
+
+static double seconds_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int64_t dims_numel(int rank, const int64_t *d) {
   int64_t n = 1;
@@ -68,6 +87,60 @@ static void mark_trainable(const hawq_graph *g, const hawq_node *n, bool *traina
     if (t < 0 || g->tensors[t].kind != HAWQ_TENSOR_PARAM) continue;
     trainable[t] = true;
     if (i == 1 && n->op != HAWQ_OP_BATCHNORM) decay[t] = true;
+  }
+}
+
+/* The single consumer of tensor t, or -1 (several, none, or t is a graph output). */
+static int sole_consumer(const hawq_graph *g, int t) {
+  for (int i = 0; i < g->n_outputs; i++)
+    if (g->outputs[i] == t) return -1;
+  int found = -1;
+  for (int k = 0; k < g->n_nodes; k++) {
+    const hawq_node *n = &g->nodes[k];
+    for (int i = 0; i < n->n_inputs; i++) {
+      if (n->inputs[i] != t) continue;
+      if (found >= 0) return -1;
+      found = k;
+    }
+  }
+  return found;
+}
+
+static bool same_dims(const hawq_train_plan *p, int a, int b) {
+  const hawq_tensor *ta = &p->g->tensors[a], *tb = &p->g->tensors[b];
+  if (ta->rank != tb->rank) return false;
+  for (int k = 0; k < ta->rank; k++)
+    if (p->dims[a][k] != p->dims[b][k]) return false;
+  return true;
+}
+
+/* BatchNormalization -> Relu/Clip and Add (same shapes) -> Relu/Clip run as one node. */
+static void plan_fusion(hawq_train_plan *p) {
+  const hawq_graph *g = p->g;
+  for (int k = 0; k < g->n_nodes; k++) {
+    const hawq_node *n = &g->nodes[k];
+    node_exec *e = &p->exec[k];
+    e->out = n->output;
+    if (e->skip || n->output == p->logits) continue;
+    bool fusable = n->op == HAWQ_OP_BATCHNORM ||
+                   (n->op == HAWQ_OP_ADD && same_dims(p, n->inputs[0], n->output) &&
+                    same_dims(p, n->inputs[1], n->output) &&
+                    g->tensors[n->inputs[0]].kind != HAWQ_TENSOR_PARAM &&
+                    g->tensors[n->inputs[1]].kind != HAWQ_TENSOR_PARAM);
+    if (!fusable) continue;
+    int next = sole_consumer(g, n->output);
+    if (next < 0) continue;
+    const hawq_node *a = &g->nodes[next];
+    if (a->op == HAWQ_OP_RELU) {
+      e->act = (hawq_act){true, 0.0f, INFINITY};
+    } else if (a->op == HAWQ_OP_CLIP) {
+      e->act = (hawq_act){true, a->attr.clip.min, a->attr.clip.max};
+    } else {
+      continue;
+    }
+    p->exec[next].skip = true;
+    p->elided[n->output] = true;
+    e->out = a->output;
   }
 }
 
@@ -110,10 +183,14 @@ void hawq_train_plan_destroy(hawq_train_plan *p) {
   free(p->val);
   free(p->grad);
   free(p->needs_grad);
+  free(p->exec);
+  free(p->elided);
+  free(p->ready);
   free(p->dims);
   free(p->conv);
   free(p->bn);
   free(p->params);
+  free(p->seconds);
   hawq_free(p->probs);
   free(p->labels);
   hawq_free(p->workspace);
@@ -158,18 +235,28 @@ hawq_status hawq_train_plan_create(hawq_graph *g, const hawq_train_options *opt,
   p->bn_momentum = opt->bn_momentum > 0 ? opt->bn_momentum : 0.1f;
   p->loss_scale = 1.0f;
   hawq_status st = HAWQ_OK;
+  if (opt->profile) {
+    p->seconds = calloc((size_t)(2 * (g->n_nodes ? g->n_nodes : 1)), sizeof(double));
+    if (!p->seconds) {
+      free(p);
+      return hawq_fail(err, HAWQ_ERR_NO_MEMORY, "out of memory");
+    }
+  }
   int nt = g->n_tensors, nn = g->n_nodes ? g->n_nodes : 1;
   bool *trainable = calloc((size_t)nt, sizeof *trainable);
   bool *decay = calloc((size_t)nt, sizeof *decay);
   p->val = calloc((size_t)nt, sizeof *p->val);
   p->grad = calloc((size_t)nt, sizeof *p->grad);
   p->needs_grad = calloc((size_t)nt, sizeof *p->needs_grad);
+  p->exec = calloc((size_t)nn, sizeof *p->exec);
+  p->elided = calloc((size_t)nt, sizeof *p->elided);
+  p->ready = calloc((size_t)nt, sizeof *p->ready);
   p->dims = calloc((size_t)nt, sizeof *p->dims);
   p->conv = calloc((size_t)nn, sizeof *p->conv);
   p->bn = calloc((size_t)nn, sizeof *p->bn);
   p->params = calloc((size_t)nt, sizeof *p->params);
   if (!trainable || !decay || !p->val || !p->grad || !p->needs_grad || !p->dims || !p->conv ||
-      !p->bn || !p->params) {
+      !p->bn || !p->params || !p->exec || !p->elided || !p->ready) {
     st = hawq_fail(err, HAWQ_ERR_NO_MEMORY, "out of memory");
     goto done;
   }
@@ -200,10 +287,12 @@ hawq_status hawq_train_plan_create(hawq_graph *g, const hawq_train_options *opt,
                    g->source);
     goto done;
   }
+  plan_fusion(p);
   size_t workspace = 0;
   for (int t = 0; t < nt; t++) {
     const hawq_tensor *tt = &g->tensors[t];
     int64_t n = tensor_numel(p, t);
+    if (p->elided[t]) continue;
     if (tt->kind == HAWQ_TENSOR_PARAM) {
       p->val[t] = tt->data;
     } else {
@@ -259,9 +348,9 @@ done:
 static hawq_status forward_node(hawq_train_plan *p, int k, bool training, hawq_error *err) {
   const hawq_graph *g = p->g;
   const hawq_node *n = &g->nodes[k];
-  float *y = p->val[n->output];
+  const node_exec *e = &p->exec[k];
+  float *y = p->val[e->out];
   const float *x = p->val[n->inputs[0]];
-  static const hawq_act no_act = {false, 0, 0};
   if (n->op == HAWQ_OP_CONV) {
     const float *b = n->inputs[2] >= 0 ? p->val[n->inputs[2]] : NULL;
     hawq_status st = hawq_conv2d_train_forward(p->conv[k], x, p->val[n->inputs[1]], b, y, err);
@@ -274,9 +363,9 @@ static hawq_status forward_node(hawq_train_plan *p, int k, bool training, hawq_e
     float eps = n->attr.bn.epsilon;
     bn_cache *bc = &p->bn[k];
     if (training) {
-      hawq_batchnorm_train_forward(x, y, outer, c, inner, p->val[n->inputs[1]],
-                                   p->val[n->inputs[2]], eps, p->bn_momentum, p->val[n->inputs[3]],
-                                   p->val[n->inputs[4]], bc->mean, bc->rstd, p->threads);
+      hawq_batchnorm_train_forward(
+          x, y, outer, c, inner, p->val[n->inputs[1]], p->val[n->inputs[2]], eps, p->bn_momentum,
+          e->act, p->val[n->inputs[3]], p->val[n->inputs[4]], bc->mean, bc->rstd, p->threads);
     } else {
       const float *mean = p->val[n->inputs[3]], *var = p->val[n->inputs[4]];
       for (int64_t ch = 0; ch < c; ch++) {
@@ -284,7 +373,7 @@ static hawq_status forward_node(hawq_train_plan *p, int k, bool training, hawq_e
         bc->rstd[ch] = 1.0f / sqrtf(var[ch] + eps);
       }
       hawq_batchnorm_forward(x, y, outer, c, inner, p->val[n->inputs[1]], p->val[n->inputs[2]],
-                             mean, var, eps, no_act, p->threads);
+                             mean, var, eps, e->act, p->threads);
     }
     return HAWQ_OK;
   }
@@ -293,7 +382,7 @@ static hawq_status forward_node(hawq_train_plan *p, int k, bool training, hawq_e
     w = p->val[n->inputs[1]];
     b = n->inputs[2] >= 0 ? p->val[n->inputs[2]] : NULL;
   }
-  hawq_node_forward(g, n, p->val, (const int64_t(*)[HAWQ_MAX_RANK])p->dims, w, b, no_act, y,
+  hawq_node_forward(g, n, p->val, (const int64_t(*)[HAWQ_MAX_RANK])p->dims, w, b, e->act, y,
                     p->workspace, p->threads);
   return HAWQ_OK;
 }
@@ -311,8 +400,10 @@ hawq_status hawq_train_plan_forward(hawq_train_plan *p, const float *input, bool
   for (int k = 0; k < g->n_nodes && !st; k++) {
     const hawq_node *n = &g->nodes[k];
     /* A final Softmax is not needed: the loss takes the logits. */
-    if (n->op == HAWQ_OP_SOFTMAX && n->inputs[0] == p->logits) continue;
+    if (p->exec[k].skip || (n->op == HAWQ_OP_SOFTMAX && n->inputs[0] == p->logits)) continue;
+    double t0 = p->seconds ? seconds_now() : 0;
     st = forward_node(p, k, training, err);
+    if (p->seconds) p->seconds[2 * k] += seconds_now() - t0;
   }
 #ifdef _OPENMP
   omp_set_num_threads(callers_threads);
@@ -357,47 +448,64 @@ void hawq_train_plan_set_loss_scale(hawq_train_plan *p, float scale) {
   p->loss_scale = scale;
 }
 
-/* The gradient buffer of input i of node n, or NULL when the loss does not need it. */
-static float *input_grad(const hawq_train_plan *p, const hawq_node *n, int i) {
+/* The gradient buffer of input i of node n, or NULL when the loss does not need it. Unless
+ * the caller will write it whole (`overwrite`), a gradient not yet written in this backward is
+ * zeroed first so that the op can accumulate into it. */
+static float *input_grad(hawq_train_plan *p, const hawq_node *n, int i, bool overwrite) {
   int t = i < n->n_inputs ? n->inputs[i] : -1;
-  return t >= 0 ? p->grad[t] : NULL;
+  if (t < 0 || !p->grad[t]) return NULL;
+  if (!p->ready[t] && p->g->tensors[t].kind != HAWQ_TENSOR_PARAM) {
+    if (!overwrite) memset(p->grad[t], 0, (size_t)tensor_numel(p, t) * sizeof(float));
+    p->ready[t] = true;
+  }
+  return p->grad[t];
+}
+
+/* Whether input i's gradient is still unwritten (so the op may overwrite it). */
+static bool fresh(const hawq_train_plan *p, const hawq_node *n, int i) {
+  int t = n->inputs[i];
+  return t >= 0 && p->grad[t] && !p->ready[t] && p->g->tensors[t].kind != HAWQ_TENSOR_PARAM;
 }
 
 static hawq_status backward_node(hawq_train_plan *p, int k, hawq_error *err) {
   const hawq_graph *g = p->g;
   const hawq_node *n = &g->nodes[k];
+  const node_exec *e = &p->exec[k];
   const int th = p->threads;
-  const float *dy = p->grad[n->output];
+  const float *dy = p->grad[e->out];
   const float *x = p->val[n->inputs[0]];
-  float *dx = input_grad(p, n, 0);
   const int64_t *xd = p->dims[n->inputs[0]];
   const int xr = g->tensors[n->inputs[0]].rank;
   int64_t xn = dims_numel(xr, xd);
   switch (n->op) {
     case HAWQ_OP_CONV: {
-      hawq_status st = hawq_conv2d_train_backward(p->conv[k], x, p->val[n->inputs[1]], dy, dx,
-                                                  input_grad(p, n, 1), input_grad(p, n, 2), err);
+      bool over = fresh(p, n, 0);
+      float *dx = input_grad(p, n, 0, over);
+      hawq_status st =
+          hawq_conv2d_train_backward(p->conv[k], x, p->val[n->inputs[1]], dy, dx, over,
+                                     input_grad(p, n, 1, false), input_grad(p, n, 2, false), err);
       if (st) hawq_error_prefix(err, n->name);
       return st;
     }
     case HAWQ_OP_BATCHNORM: {
       int64_t outer, c, inner;
       hawq_channel_view(xr, xd, &outer, &c, &inner);
-      hawq_batchnorm_backward(x, dy, outer, c, inner, p->val[n->inputs[1]], p->bn[k].mean,
-                              p->bn[k].rstd, p->last_training, dx, input_grad(p, n, 1),
-                              input_grad(p, n, 2), th);
+      bool over = fresh(p, n, 0);
+      float *dx = input_grad(p, n, 0, over);
+      hawq_batchnorm_backward(x, dy, p->val[e->out], e->act, outer, c, inner, p->val[n->inputs[1]],
+                              p->bn[k].mean, p->bn[k].rstd, p->last_training, dx, over,
+                              input_grad(p, n, 1, false), input_grad(p, n, 2, false), th);
       break;
     }
-    case HAWQ_OP_RELU:
-      if (dx) hawq_relu_backward(x, dy, dx, xn, th);
-      break;
-    case HAWQ_OP_CLIP:
-      if (dx) hawq_clip_backward(x, dy, dx, xn, n->attr.clip.min, n->attr.clip.max, th);
-      break;
-    case HAWQ_OP_LEAKY_RELU:
-      if (dx) hawq_leaky_relu_backward(x, dy, dx, xn, n->attr.leaky.alpha, th);
-      break;
     case HAWQ_OP_ADD:
+      if (e->act.on) { /* same shapes, by construction of the fusion */
+        bool same = n->inputs[0] == n->inputs[1];
+        bool over_a = fresh(p, n, 0), over_b = !same && fresh(p, n, 1);
+        float *da = input_grad(p, n, 0, over_a), *db = input_grad(p, n, 1, over_b);
+        hawq_add_act_backward(p->val[e->out], dy, e->act, xn, da, over_a, db, over_b, th);
+        break;
+      }
+      /* fall through */
     case HAWQ_OP_SUB:
     case HAWQ_OP_MUL:
     case HAWQ_OP_DIV: {
@@ -406,89 +514,109 @@ static hawq_status backward_node(hawq_train_plan *p, int k, hawq_error *err) {
       hawq_physical_dims(r, p->dims[n->output], od);
       hawq_physical_dims(r, xd, ad);
       hawq_physical_dims(r, p->dims[n->inputs[1]], bd);
-      hawq_binary_backward(n->op, r, od, x, ad, p->val[n->inputs[1]], bd, dy, dx,
-                           input_grad(p, n, 1), th);
+      float *da = input_grad(p, n, 0, false), *db = input_grad(p, n, 1, false);
+      hawq_binary_backward(n->op, r, od, x, ad, p->val[n->inputs[1]], bd, dy, da, db, th);
       break;
     }
-    case HAWQ_OP_MAXPOOL:
-    case HAWQ_OP_AVGPOOL: {
-      if (!dx) break;
-      hawq_pool_shape s = hawq_pool_shape_of(n, xd, p->dims[n->output]);
-      if (n->op == HAWQ_OP_MAXPOOL)
-        hawq_maxpool_backward(&s, x, dy, dx, th);
-      else
-        hawq_avgpool_backward(&s, dy, dx, th);
-      break;
-    }
-    case HAWQ_OP_GLOBAL_AVGPOOL:
-      if (dx) hawq_global_avgpool_backward(dy, dx, xd[0], xd[2] * xd[3], xd[1], th);
-      break;
-    case HAWQ_OP_GLOBAL_MAXPOOL:
-      if (dx) hawq_global_maxpool_backward(x, dy, dx, xd[0], xd[2] * xd[3], xd[1], th);
-      break;
     case HAWQ_OP_GEMM: {
       int64_t kdim = xd[xr - 1], rows = xn / kdim;
       int64_t nout = g->tensors[n->inputs[1]].dims[0];
-      hawq_gemm_backward(x, p->val[n->inputs[1]], dy, dx, input_grad(p, n, 1), input_grad(p, n, 2),
-                         rows, nout, kdim, th);
+      hawq_gemm_backward(x, p->val[n->inputs[1]], dy, input_grad(p, n, 0, false),
+                         input_grad(p, n, 1, false), input_grad(p, n, 2, false), rows, nout, kdim,
+                         th);
       break;
     }
-    case HAWQ_OP_RESHAPE:
-      if (dx) {
-        hawq_reshape_backward(dy, g->tensors[n->output].rank, p->dims[n->output], dx, xr, xd,
-                              p->workspace);
-      }
-      break;
-    case HAWQ_OP_TRANSPOSE:
-      if (dx) hawq_transpose_backward(dy, xr, xd, n->attr.transpose.perm, dx);
-      break;
     case HAWQ_OP_CONCAT: {
       float *dins[HAWQ_MAX_CONCAT_INPUTS];
       int64_t in_dims[HAWQ_MAX_CONCAT_INPUTS][HAWQ_MAX_RANK];
       for (int i = 0; i < n->n_inputs; i++) {
-        dins[i] = input_grad(p, n, i);
+        dins[i] = input_grad(p, n, i, false);
         memcpy(in_dims[i], p->dims[n->inputs[i]], sizeof in_dims[i]);
       }
       hawq_concat_backward(n->n_inputs, dins, (const int64_t(*)[HAWQ_MAX_RANK])in_dims, xr,
                            n->attr.concat.axis, dy);
       break;
     }
-    case HAWQ_OP_PAD:
-      if (dx) hawq_pad_backward(dy, xr, xd, n->attr.pad.pads, dx, th);
-      break;
-    case HAWQ_OP_SOFTMAX: {
+    default: {
+      /* Single-input ops: nothing to do when the input needs no gradient. */
+      float *dx = input_grad(p, n, 0, false);
       if (!dx) break;
-      int64_t outer, len, inner;
-      hawq_softmax_view(n, xr, xd, &outer, &len, &inner);
-      hawq_softmax_backward(p->val[n->output], dy, dx, outer, len, inner, th);
+      switch (n->op) {
+        case HAWQ_OP_RELU:
+          hawq_relu_backward(x, dy, dx, xn, th);
+          break;
+        case HAWQ_OP_CLIP:
+          hawq_clip_backward(x, dy, dx, xn, n->attr.clip.min, n->attr.clip.max, th);
+          break;
+        case HAWQ_OP_LEAKY_RELU:
+          hawq_leaky_relu_backward(x, dy, dx, xn, n->attr.leaky.alpha, th);
+          break;
+        case HAWQ_OP_MAXPOOL:
+        case HAWQ_OP_AVGPOOL: {
+          hawq_pool_shape s = hawq_pool_shape_of(n, xd, p->dims[n->output]);
+          if (n->op == HAWQ_OP_MAXPOOL)
+            hawq_maxpool_backward(&s, x, dy, dx, th);
+          else
+            hawq_avgpool_backward(&s, dy, dx, th);
+          break;
+        }
+        case HAWQ_OP_GLOBAL_AVGPOOL:
+          hawq_global_avgpool_backward(dy, dx, xd[0], xd[2] * xd[3], xd[1], th);
+          break;
+        case HAWQ_OP_GLOBAL_MAXPOOL:
+          hawq_global_maxpool_backward(x, dy, dx, xd[0], xd[2] * xd[3], xd[1], th);
+          break;
+        case HAWQ_OP_RESHAPE:
+          hawq_reshape_backward(dy, g->tensors[n->output].rank, p->dims[n->output], dx, xr, xd,
+                                p->workspace);
+          break;
+        case HAWQ_OP_TRANSPOSE:
+          hawq_transpose_backward(dy, xr, xd, n->attr.transpose.perm, dx);
+          break;
+        case HAWQ_OP_PAD:
+          hawq_pad_backward(dy, xr, xd, n->attr.pad.pads, dx, th);
+          break;
+        case HAWQ_OP_SOFTMAX: {
+          int64_t outer, len, inner;
+          hawq_softmax_view(n, xr, xd, &outer, &len, &inner);
+          hawq_softmax_backward(p->val[n->output], dy, dx, outer, len, inner, th);
+          break;
+        }
+        default:
+          break;
+      }
       break;
     }
-    case HAWQ_OP_COUNT:
-      break;
   }
   return HAWQ_OK;
 }
 
 hawq_status hawq_train_plan_backward(hawq_train_plan *p, hawq_error *err) {
   const hawq_graph *g = p->g;
-  /* Activation gradients start from zero; parameter gradients accumulate until zero_grad. */
-  for (int t = 0; t < g->n_tensors; t++) {
-    if (p->grad[t] && g->tensors[t].kind != HAWQ_TENSOR_PARAM) {
-      memset(p->grad[t], 0, (size_t)tensor_numel(p, t) * sizeof(float));
-    }
-  }
+  /* Activation gradients are written fresh by every backward: each is zeroed or overwritten by
+   * the first node that writes it; parameter gradients accumulate until zero_grad. */
+  memset(p->ready, 0, (size_t)g->n_tensors * sizeof *p->ready);
 #ifdef _OPENMP
   int callers_threads = omp_get_max_threads();
   omp_set_num_threads(p->threads);
 #endif
+  memset(p->grad[p->logits], 0, (size_t)tensor_numel(p, p->logits) * sizeof(float));
+  p->ready[p->logits] = true;
   hawq_cross_entropy_backward(p->probs, p->labels, p->batch, p->classes, p->loss_smoothing,
                               p->loss_scale, p->grad[p->logits], p->threads);
   hawq_status st = HAWQ_OK;
   for (int k = g->n_nodes - 1; k >= 0 && !st; k--) {
     const hawq_node *n = &g->nodes[k];
-    if (!p->needs_grad[n->output]) continue;
+    const node_exec *e = &p->exec[k];
+    if (e->skip || !p->needs_grad[n->output]) continue;
     if (n->op == HAWQ_OP_SOFTMAX && n->inputs[0] == p->logits) continue;
+    if (!p->ready[e->out]) { /* no path from the loss: its gradient is zero */
+      memset(p->grad[e->out], 0, (size_t)tensor_numel(p, e->out) * sizeof(float));
+      p->ready[e->out] = true;
+    }
+    double t0 = p->seconds ? seconds_now() : 0;
     st = backward_node(p, k, err);
+    if (p->seconds) p->seconds[2 * k + 1] += seconds_now() - t0;
   }
 #ifdef _OPENMP
   omp_set_num_threads(callers_threads);
@@ -506,6 +634,13 @@ hawq_param *hawq_train_plan_param(hawq_train_plan *p, int i) {
 
 int hawq_train_plan_batch(const hawq_train_plan *p) {
   return p->batch;
+}
+
+void hawq_train_plan_node_seconds(const hawq_train_plan *p, int node, double *forward,
+                                  double *backward) {
+  bool ok = p->seconds && node >= 0 && node < p->g->n_nodes;
+  *forward = ok ? p->seconds[2 * node] : 0;
+  *backward = ok ? p->seconds[2 * node + 1] : 0;
 }
 
 size_t hawq_train_plan_bytes(const hawq_train_plan *p) {

@@ -30,6 +30,7 @@ typedef struct hawq_train_options {
   int batch;         /* samples per step, >= 1 */
   int threads;       /* 0 means 1 */
   float bn_momentum; /* running-statistics momentum (PyTorch's convention); 0 means 0.1 */
+  bool profile;      /* time every node's forward and backward */
 } hawq_train_options;
 
 typedef struct hawq_train_plan hawq_train_plan;
@@ -69,6 +70,9 @@ void hawq_train_plan_set_loss_scale(hawq_train_plan *p, float scale);
 int hawq_train_plan_num_params(const hawq_train_plan *p);
 hawq_param *hawq_train_plan_param(hawq_train_plan *p, int i);
 int hawq_train_plan_batch(const hawq_train_plan *p);
+/* With options.profile: seconds node `node` spent in forwards and in backwards so far. */
+void hawq_train_plan_node_seconds(const hawq_train_plan *p, int node, double *forward,
+                                  double *backward);
 /* Bytes of activations, gradients and caches the plan holds. */
 size_t hawq_train_plan_bytes(const hawq_train_plan *p);
 

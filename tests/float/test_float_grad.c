@@ -25,6 +25,8 @@
 #include "float/ops.h"
 #include "test_util.h"
 
+static const hawq_act BN_NO_ACT = {false, 0.0f, 0.0f};
+
 #define MAX_REPORTS 5
 #define DESC_SIZE 512
 /* Central-difference step: truncation error ~ h^2 |f'''| ~ 1e-12, cancellation ~ 1e-16 |L| / h
@@ -427,8 +429,8 @@ static void run_batchnorm_case(grad_stats *st, grad_stats *stats_st, test_rng *r
     fill_uniform(rng, rv, c, 0.5f, 2.0f);
     float *rm0 = copy_floats(rm, c), *rv0 = copy_floats(rv, c);
     float momentum = test_rng_int(rng, 0, 1) ? 0.1f : test_rng_float(rng, 0.0f, 1.0f);
-    hawq_batchnorm_train_forward(x, y, outer, c, inner, scale, bias, eps, momentum, rm, rv, mean_f,
-                                 rstd_f, threads);
+    hawq_batchnorm_train_forward(x, y, outer, c, inner, scale, bias, eps, momentum, BN_NO_ACT, rm,
+                                 rv, mean_f, rstd_f, threads);
     check_bn_train_stats(stats_st, desc, x, y, outer, c, inner, scale, bias, eps, momentum, rm0,
                          rv0, rm, rv, mean_f, rstd_f);
     free(rm);
@@ -452,29 +454,29 @@ static void run_batchnorm_case(grad_stats *st, grad_stats *stats_st, test_rng *r
   fd_add_input(&p, scale, c);
   fd_add_input(&p, bias, c);
   grad_buf gx = grad_buf_new(rng, count), gs = grad_buf_new(rng, c), gb = grad_buf_new(rng, c);
-  hawq_batchnorm_backward(x, dy, outer, c, inner, scale, mean_f, rstd_f, train, gx.buf, gs.buf,
-                          gb.buf, threads);
+  hawq_batchnorm_backward(x, dy, NULL, BN_NO_ACT, outer, c, inner, scale, mean_f, rstd_f, train,
+                          gx.buf, false, gs.buf, gb.buf, threads);
   grad_buf_mark(&gx);
   grad_buf_mark(&gs);
   grad_buf_mark(&gb);
-  hawq_batchnorm_backward(x, dy, outer, c, inner, scale, mean_f, rstd_f, train, gx.buf, gs.buf,
-                          gb.buf, threads);
+  hawq_batchnorm_backward(x, dy, NULL, BN_NO_ACT, outer, c, inner, scale, mean_f, rstd_f, train,
+                          gx.buf, false, gs.buf, gb.buf, threads);
   check_grad(st, desc, "din", &gx, &p, 0, 0, NULL);
   check_grad(st, desc, "dscale", &gs, &p, 1, 0, NULL);
   check_grad(st, desc, "dbias", &gb, &p, 2, 0, NULL);
   /* Each gradient alone, with the others NULL: bitwise what the full call gives. */
   float *full[3] = {new_floats(count), new_floats(c), new_floats(c)};
   float *alone[3] = {new_floats(count), new_floats(c), new_floats(c)};
-  hawq_batchnorm_backward(x, dy, outer, c, inner, scale, mean_f, rstd_f, train, full[0], full[1],
-                          full[2], threads);
-  hawq_batchnorm_backward(x, dy, outer, c, inner, scale, mean_f, rstd_f, train, alone[0], NULL,
-                          NULL, threads);
-  hawq_batchnorm_backward(x, dy, outer, c, inner, scale, mean_f, rstd_f, train, NULL, alone[1],
-                          NULL, threads);
-  hawq_batchnorm_backward(x, dy, outer, c, inner, scale, mean_f, rstd_f, train, NULL, NULL,
-                          alone[2], threads);
-  hawq_batchnorm_backward(x, dy, outer, c, inner, scale, mean_f, rstd_f, train, NULL, NULL, NULL,
-                          threads);
+  hawq_batchnorm_backward(x, dy, NULL, BN_NO_ACT, outer, c, inner, scale, mean_f, rstd_f, train,
+                          full[0], false, full[1], full[2], threads);
+  hawq_batchnorm_backward(x, dy, NULL, BN_NO_ACT, outer, c, inner, scale, mean_f, rstd_f, train,
+                          alone[0], false, NULL, NULL, threads);
+  hawq_batchnorm_backward(x, dy, NULL, BN_NO_ACT, outer, c, inner, scale, mean_f, rstd_f, train,
+                          NULL, false, alone[1], NULL, threads);
+  hawq_batchnorm_backward(x, dy, NULL, BN_NO_ACT, outer, c, inner, scale, mean_f, rstd_f, train,
+                          NULL, false, NULL, alone[2], threads);
+  hawq_batchnorm_backward(x, dy, NULL, BN_NO_ACT, outer, c, inner, scale, mean_f, rstd_f, train,
+                          NULL, false, NULL, NULL, threads);
   check_same(st, desc, "din alone / with the others", full[0], alone[0], count);
   check_same(st, desc, "dscale alone / with the others", full[1], alone[1], c);
   check_same(st, desc, "dbias alone / with the others", full[2], alone[2], c);
@@ -513,12 +515,12 @@ static void run_batchnorm_threads_case(grad_stats *st, test_rng *rng, int64_t ou
   for (int t = 0; t < 2; t++) {
     for (int k = 0; k < 9; k++) out[t][k] = new_floats(sizes[k]);
     for (int64_t ch = 0; ch < c; ch++) out[t][4][ch] = 1.0f;
-    hawq_batchnorm_train_forward(x, out[t][0], outer, c, inner, scale, bias, 1e-5f, 0.1f, out[t][3],
-                                 out[t][4], out[t][1], out[t][2], t + 1);
-    hawq_batchnorm_backward(x, dy, outer, c, inner, scale, out[t][1], out[t][2], true, out[t][5],
-                            out[t][6], out[t][7], t + 1);
-    hawq_batchnorm_backward(x, dy, outer, c, inner, scale, out[t][1], out[t][2], false, out[t][8],
-                            NULL, NULL, t + 1);
+    hawq_batchnorm_train_forward(x, out[t][0], outer, c, inner, scale, bias, 1e-5f, 0.1f, BN_NO_ACT,
+                                 out[t][3], out[t][4], out[t][1], out[t][2], t + 1);
+    hawq_batchnorm_backward(x, dy, NULL, BN_NO_ACT, outer, c, inner, scale, out[t][1], out[t][2],
+                            true, out[t][5], false, out[t][6], out[t][7], t + 1);
+    hawq_batchnorm_backward(x, dy, NULL, BN_NO_ACT, outer, c, inner, scale, out[t][1], out[t][2],
+                            false, out[t][8], false, NULL, NULL, t + 1);
   }
   char desc[DESC_SIZE];
   snprintf(desc, sizeof desc, "(outer %lld, c %lld, inner %lld) threads 1 vs 2", (long long)outer,
@@ -532,6 +534,53 @@ static void run_batchnorm_threads_case(grad_stats *st, test_rng *rng, int64_t ou
   free(dy);
   free(scale);
   free(bias);
+}
+
+/* An activation fused into batch norm (forward applies it, backward masks by its output, din
+ * overwritten) gives exactly what the separate ops give: BN, then the activation, then BN's
+ * backward of the masked gradient accumulated into zeros. Train and eval statistics. */
+static void run_batchnorm_fused_case(grad_stats *st, test_rng *rng, int64_t outer, int64_t c,
+                                     int64_t inner, hawq_act act, bool train) {
+  int64_t count = outer * c * inner;
+  float *x = new_floats(count), *dy = new_floats(count), *scale = new_floats(c);
+  float *bias = new_floats(c), *mean = new_floats(c), *rstd = new_floats(c);
+  fill_uniform(rng, x, count, -3.0f, 3.0f);
+  fill_uniform(rng, dy, count, -1.0f, 1.0f);
+  fill_uniform(rng, scale, c, -2.0f, 2.0f);
+  fill_uniform(rng, bias, c, -1.0f, 1.0f);
+  float *y_sep = new_floats(count), *y_fused = new_floats(count), *g = new_floats(count);
+  float *dx_sep = new_floats(count), *dx_fused = new_floats(count);
+  float *ds[2] = {new_floats(c), new_floats(c)}, *db[2] = {new_floats(c), new_floats(c)};
+  hawq_batchnorm_train_forward(x, y_sep, outer, c, inner, scale, bias, 1e-5f, 0.1f, BN_NO_ACT, NULL,
+                               NULL, mean, rstd, 2);
+  hawq_batchnorm_train_forward(x, y_fused, outer, c, inner, scale, bias, 1e-5f, 0.1f, act, NULL,
+                               NULL, NULL, NULL, 2);
+  for (int64_t i = 0; i < count; i++) {
+    float v = y_sep[i] < act.lo ? act.lo : y_sep[i] > act.hi ? act.hi : y_sep[i];
+    g[i] = v > act.lo && v < act.hi ? dy[i] : 0.0f;
+    y_sep[i] = v;
+    dx_fused[i] = NAN; /* overwritten, never read */
+  }
+  hawq_batchnorm_backward(x, g, NULL, BN_NO_ACT, outer, c, inner, scale, mean, rstd, train, dx_sep,
+                          false, ds[0], db[0], 2);
+  hawq_batchnorm_backward(x, dy, y_fused, act, outer, c, inner, scale, mean, rstd, train, dx_fused,
+                          true, ds[1], db[1], 2);
+  char desc[DESC_SIZE];
+  snprintf(desc, sizeof desc, "fused act [%g, %g] (outer %lld, c %lld, inner %lld, %s)",
+           (double)act.lo, (double)act.hi, (long long)outer, (long long)c, (long long)inner,
+           train ? "train" : "eval");
+  check_same(st, desc, "y", y_sep, y_fused, count);
+  /* Equal values (written -0 and an accumulated 0 + -0 = +0 compare equal). */
+  int64_t at = -1;
+  for (int64_t i = 0; i < count && at < 0; i++)
+    if (!(dx_sep[i] == dx_fused[i])) at = i;
+  CHECK_OP(st, at < 0, "%s: %s: din differs at element %lld: %.9g vs %.9g", st->name, desc,
+           (long long)at, at >= 0 ? dx_sep[at] : 0.0, at >= 0 ? dx_fused[at] : 0.0);
+  check_same(st, desc, "dscale", ds[0], ds[1], c);
+  check_same(st, desc, "dbias", db[0], db[1], c);
+  float *bufs[] = {x, dy,     scale,    bias,  mean,  rstd,  y_sep, y_fused,
+                   g, dx_sep, dx_fused, ds[0], ds[1], db[0], db[1]};
+  for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) free(bufs[k]);
 }
 
 static void test_batchnorm(grad_stats *st, grad_stats *stats_st, test_rng *rng) {
@@ -549,6 +598,12 @@ static void test_batchnorm(grad_stats *st, grad_stats *stats_st, test_rng *rng) 
   run_batchnorm_threads_case(st, rng, 4096, 16, 1);
   run_batchnorm_threads_case(st, rng, 2048, 40, 1);
   run_batchnorm_threads_case(st, rng, 3, 16, 1024);
+  const hawq_act relu = {true, 0.0f, INFINITY}, relu6 = {true, 0.0f, 6.0f};
+  for (int train = 0; train < 2; train++) {
+    run_batchnorm_fused_case(st, rng, 700, 16, 1, relu, train);
+    run_batchnorm_fused_case(st, rng, 300, 70, 1, relu6, train);
+    run_batchnorm_fused_case(st, rng, 5, 3, 40, relu, train);
+  }
 }
 
 /* ---------------------------------------------------------------------------------------------
