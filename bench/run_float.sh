@@ -35,11 +35,10 @@ if [ ! -d build/anchors/node/node_modules/onnxruntime-node ]; then
   }
 fi
 
-field() { sed -n "s/.*\"$1\":[[:space:]]*\([0-9.]*\).*/\1/p"; }
-median() { echo "$@" | tr ' ' '\n' | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+. bench/common.sh
 
 {
-  echo "# Float engine benchmarks ($(date -u +%Y-%m-%d), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+  echo "# Float engine benchmarks ($(date -u +%Y-%m-%d), $(cpu_name))"
   echo
   echo "Batch 1, median of $RUNS runs after $WARMUP warm-up runs, per round; $ROUNDS rounds, engines"
   echo "interleaved; the ratio is of the medians over rounds."
@@ -74,7 +73,7 @@ done
 
 {
   echo
-  echo "Bundled model (models/fmnist_resnet14.onnx), Fashion-MNIST test set, \`hawq eval\` (batch 100):"
+  echo "Bundled model (models/fmnist_resnet20.onnx), Fashion-MNIST test set, \`hawq eval\` (batch 100):"
   echo
   echo "| threads | images/s | top-1 |"
   echo "|---:|---:|---:|"
@@ -82,7 +81,7 @@ done
 for t in 1 2; do
   cpus=0
   [ "$t" = 2 ] && cpus=0,1
-  json=$(taskset -c $cpus build/release/hawq eval models/fmnist_resnet14.onnx --data fashion-mnist \
+  json=$(taskset -c $cpus build/release/hawq eval models/fmnist_resnet20.onnx --data fashion-mnist \
            --threads "$t" --json 2> /dev/null)
   ips=$(echo "$json" | field images_per_second | cut -d. -f1)
   top1=$(echo "$json" | field top1)

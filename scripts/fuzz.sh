@@ -8,7 +8,7 @@ corpus=build/fuzz/corpus
 rm -rf "$corpus"
 mkdir -p "$corpus/onnx" "$corpus/idx" "$corpus/npy"
 cp tests/onnx/fixtures/*.onnx tests/cli/bad/*.onnx "$corpus/onnx/"
-[ -f models/fmnist_resnet14.onnx ] && cp models/fmnist_resnet14.onnx "$corpus/onnx/"
+[ -f tests/models/torch/fmnist_resnet14.onnx ] && cp tests/models/torch/fmnist_resnet14.onnx "$corpus/onnx/"
 cp tests/onnx/fixtures/*.npy "$corpus/npy/"
 cp models/*.npy "$corpus/npy/" 2>/dev/null || true
 # Small IDX seeds: a few images and labels cut from the real files, raw and gzipped.

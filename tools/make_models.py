@@ -2,7 +2,7 @@
 """Models hawq is tested and benchmarked on, made with PyTorch (Debian's python3-torch 1.13).
 
   train     train the small ResNet for Fashion-MNIST and export it: the bundled default model
-            models/fmnist_resnet14.onnx plus PyTorch's reference results next to it.
+            tests/models/torch/fmnist_resnet14.onnx plus PyTorch's reference results next to it.
   fixtures  small op-coverage CNNs exported at opsets 11, 13 and 17 with PyTorch's outputs on a
             random batch (tests/onnx/fixtures/): real exporter output for the importer tests.
   bench     torchvision ResNet18, ResNet50 and InceptionV3 with random weights (too large to commit).
@@ -322,7 +322,7 @@ def main():
     t.add_argument("--wd", type=float, default=5e-4)
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--threads", type=int, default=2)
-    t.add_argument("-o", "--out", default="models/fmnist_resnet14.onnx")
+    t.add_argument("-o", "--out", default="tests/models/torch/fmnist_resnet14.onnx")
     f = sub.add_parser("fixtures")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--opsets", type=int, nargs="+", default=[11, 13, 17])

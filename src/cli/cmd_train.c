@@ -36,7 +36,7 @@ static const char help[] =
     "                      BatchNormalization initializers are trained)\n"
     "  --resume CKPT       continue from a checkpoint written by --checkpoint; the training\n"
     "                      settings are the checkpoint's (only --data, --threads, -o,\n"
-    "                      --checkpoint, --eval-limit and --json may be given)\n"
+    "                      --checkpoint, --stop-after, --eval-limit and --json may be given)\n"
     "data:\n"
     "  --data D            'fashion-mnist' or a directory of IDX files (see 'hawq eval --help')\n"
     "  --limit N           train on the first N training images only\n"
@@ -65,6 +65,8 @@ static const char help[] =
     "run:\n"
     "  --threads T         worker threads (default: all cores)\n"
     "  --checkpoint FILE   write a resumable checkpoint after every epoch\n"
+    "  --stop-after E      stop after epoch E (of --epochs; the schedule is unchanged), e.g. to\n"
+    "                      continue later with --resume\n"
     "  -o, --output FILE   the trained model (written when training ends)\n"
     "  --json              print the summary as JSON\n";
 
@@ -169,6 +171,21 @@ static const char *meta_value(const hawq_graph *g, const char *key) {
     if (!strcmp(g->meta_key[i], key)) return g->meta_value[i];
   }
   return NULL;
+}
+
+/* Drops a metadata entry (a checkpoint's state must not follow the model into its output). */
+static void drop_meta(hawq_graph *g, const char *key) {
+  for (int i = 0; i < g->n_meta; i++) {
+    if (strcmp(g->meta_key[i], key)) continue;
+    free(g->meta_key[i]);
+    free(g->meta_value[i]);
+    for (int j = i + 1; j < g->n_meta; j++) {
+      g->meta_key[j - 1] = g->meta_key[j];
+      g->meta_value[j - 1] = g->meta_value[j];
+    }
+    g->n_meta--;
+    return;
+  }
 }
 
 /* Per-channel mean and std of the first n training images, pixels scaled to [0, 1]. */
@@ -318,7 +335,7 @@ int cmd_train(int argc, char **argv) {
   const char *checkpoint = NULL, *mean = NULL, *std = NULL;
   const char *optimizer = NULL, *schedule = NULL;
   long long epochs = -1, batch = -1, seed = -1, limit = -1, crop_pad = -1;
-  long long eval_limit = -1, threads = cli_default_threads();
+  long long eval_limit = -1, threads = cli_default_threads(), stop_after = 0;
   bool no_flip = false, no_nesterov = false, json = false;
   double lr = UNSET, final_lr = UNSET, warmup = UNSET, step_epochs = UNSET, gamma = UNSET;
   double momentum = UNSET, wd = UNSET, clip = UNSET, smoothing = UNSET;
@@ -341,6 +358,7 @@ int cmd_train(int argc, char **argv) {
       {"--eval-limit", CLI_INT, &eval_limit, 0, (long long)1 << 40},
       {"--crop-pad", CLI_INT, &crop_pad, 0, 64},
       {"--threads", CLI_INT, &threads, 1, 1024},
+      {"--stop-after", CLI_INT, &stop_after, 1, 100000},
       {"--no-flip", CLI_FLAG, &no_flip, 0, 0},
       {"--no-nesterov", CLI_FLAG, &no_nesterov, 0, 0},
       {"--json", CLI_FLAG, &json, 0, 0},
@@ -450,6 +468,7 @@ int cmd_train(int argc, char **argv) {
     }
     adamw = !strcmp(cfg.optimizer, "adamw");
   }
+  if (g) drop_meta(g, "hawq.train.state");
   if (strcmp(cfg.optimizer, "sgd") && !adamw) {
     rc = cli_usage_error("train", "--optimizer must be sgd or adamw, got '%s'", cfg.optimizer);
     goto done;
@@ -488,9 +507,9 @@ int cmd_train(int argc, char **argv) {
   }
   g->preprocess.has_metadata = true;
   const char *model_name = resume ? resume : init ? init : arch;
-  const hawq_tensor *in = &g->tensors[g->inputs[0]];
-  if (g->n_inputs != 1 || in->rank != 4 || in->dims[1] != train->channels ||
-      in->dims[2] != train->height || in->dims[3] != train->width) {
+  const hawq_tensor *in = g->n_inputs == 1 ? &g->tensors[g->inputs[0]] : NULL;
+  if (!in || in->rank != 4 || in->dims[1] != train->channels || in->dims[2] != train->height ||
+      in->dims[3] != train->width) {
     fprintf(stderr, "hawq: %s: expects an input of one %dx%dx%d image batch (CxHxW) for %s\n",
             model_name, train->channels, train->height, train->width, train->source);
     rc = CLI_BAD_INPUT;
@@ -564,7 +583,8 @@ int cmd_train(int argc, char **argv) {
 
   double train_seconds = 0, last_loss = 0, last_acc = 0, test_acc = -1;
   int64_t step = steps_done;
-  for (long long epoch = epochs_done; epoch < cfg.epochs; epoch++) {
+  long long last_epoch = stop_after && stop_after < cfg.epochs ? stop_after : cfg.epochs;
+  for (long long epoch = epochs_done; epoch < last_epoch; epoch++) {
     hawq_loader_start_epoch(loader, epoch);
     char label[48];
     snprintf(label, sizeof label, "epoch %lld/%lld", epoch + 1, (long long)cfg.epochs);
@@ -583,8 +603,9 @@ int cmd_train(int argc, char **argv) {
       }
       double loss = hawq_train_plan_loss(tp, y, (float)cfg.smoothing, &correct);
       if (!isfinite(loss)) {
+        cli_progress_finish(&prog);
         fprintf(stderr,
-                "\nhawq: training diverged: the loss is %g at epoch %lld step %lld; try a "
+                "hawq: training diverged: the loss is %g at epoch %lld step %lld; try a "
                 "lower --lr or --clip-grad\n",
                 loss, epoch + 1, (long long)b + 1);
         rc = CLI_BAD_INPUT;
@@ -640,12 +661,12 @@ int cmd_train(int argc, char **argv) {
     }
   }
   {
-    cJSON *summary = config_to_json(&cfg, cfg.epochs, step);
+    cJSON *summary = config_to_json(&cfg, last_epoch, step);
     if (n_test) {
       cJSON_AddNumberToObject(summary, "test_top1", test_acc);
       cJSON_AddNumberToObject(summary, "test_images", (double)n_test);
     }
-    cJSON_DeleteItemFromObject(summary, "epochs_done");
+    if (last_epoch == cfg.epochs) cJSON_DeleteItemFromObject(summary, "epochs_done");
     cJSON_DeleteItemFromObject(summary, "steps");
     char *s = cJSON_PrintUnformatted(summary);
     hawq_status wst = s ? save_model(g, output, tp, NULL, "hawq.train.summary", s, &err)

@@ -46,6 +46,7 @@ static void chunk_rows(int64_t rows, int k, int64_t *r0, int64_t *r1) {
  * shift = the channel's first value, so a large mean does not cancel the variance away. */
 static void bn_moments(const float *x, int64_t outer, int64_t c, int64_t inner, int64_t c0,
                        int64_t nb, double *mean, double *var, int threads) {
+  (void)threads; /* only read by the OpenMP pragma */
   double s1[BN_CHUNKS][BN_BLOCK], s2[BN_CHUNKS][BN_BLOCK], shift[BN_BLOCK];
   for (int64_t j = 0; j < nb; j++) shift[j] = x[(c0 + j) * inner];
   int64_t rows = outer * inner;
@@ -170,6 +171,7 @@ static inline float masked(float g, const float *y, int64_t e, float lo, float h
 static void bn_grad_sums(const float *x, const float *dy, const float *y, float lo, float hi,
                          int64_t outer, int64_t c, int64_t inner, int64_t c0, int64_t nb,
                          const float *mean, double *sum_dy, double *sum_dy_xc, int threads) {
+  (void)threads; /* only read by the OpenMP pragma */
   double s1[BN_CHUNKS][BN_BLOCK], s2[BN_CHUNKS][BN_BLOCK], m[BN_BLOCK];
   for (int64_t j = 0; j < nb; j++) m[j] = mean[c0 + j];
   int64_t rows = outer * inner;

@@ -106,15 +106,19 @@ hawq_status hawq_conv2d_train_create(const hawq_dnnl_context *ctx, const hawq_co
   c->k = s->k;
   c->src_numel = s->n * s->h * s->w * s->c;
   c->w_numel = s->k * s->r * s->s * (s->c / a->groups);
-  dnnl_memory_desc_t src_md, dst_md, bias_md, wany_md, wuser_md, src_any, dst_any;
+  dnnl_memory_desc_t src_md, dst_md, bias_md, wany_md, wuser_md;
+  memset(&src_md, 0, sizeof src_md);
+  memset(&dst_md, 0, sizeof dst_md);
+  memset(&bias_md, 0, sizeof bias_md);
+  memset(&wany_md, 0, sizeof wany_md);
+  memset(&wuser_md, 0, sizeof wuser_md);
   dnnl_dims_t src_dims = {s->n, s->c, s->h, s->w}, dst_dims = {s->n, s->k, s->p, s->q};
   dnnl_dims_t bias_dims = {s->k};
   dnnl_primitive_desc_t fpd = NULL, dpd = NULL, wpd = NULL;
   dnnl_status_t st = dnnl_memory_desc_init_by_tag(&src_md, 4, src_dims, dnnl_f32, dnnl_nhwc);
   if (!st) st = dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dnnl_f32, dnnl_nhwc);
-  /* Activations stay NHWC: a blocked layout would cost a reorder of every activation. */
-  src_any = src_md;
-  dst_any = dst_md;
+  /* Activations stay NHWC (not format "any"): a blocked layout would cost a reorder of every
+   * activation. */
   if (!st) st = dnnl_memory_desc_init_by_tag(&bias_md, 1, bias_dims, dnnl_f32, dnnl_a);
   if (!st && a->groups == 1) {
     dnnl_dims_t wd = {s->k, s->c, s->r, s->s};
@@ -131,16 +135,16 @@ hawq_status hawq_conv2d_train_create(const hawq_dnnl_context *ctx, const hawq_co
   dnnl_convolution_desc_t fd, dd, wd;
   if (!st) {
     st = dnnl_dilated_convolution_forward_desc_init(
-        &fd, dnnl_forward_training, dnnl_convolution_direct, &src_any, &wany_md,
-        with_bias ? &bias_md : NULL, &dst_any, strides, dilates, pad_l, pad_r);
+        &fd, dnnl_forward_training, dnnl_convolution_direct, &src_md, &wany_md,
+        with_bias ? &bias_md : NULL, &dst_md, strides, dilates, pad_l, pad_r);
   }
   if (!st) {
     st = dnnl_dilated_convolution_backward_data_desc_init(
-        &dd, dnnl_convolution_direct, &src_any, &wany_md, &dst_any, strides, dilates, pad_l, pad_r);
+        &dd, dnnl_convolution_direct, &src_md, &wany_md, &dst_md, strides, dilates, pad_l, pad_r);
   }
   if (!st) {
     st = dnnl_dilated_convolution_backward_weights_desc_init(
-        &wd, dnnl_convolution_direct, &src_any, &wany_md, with_bias ? &bias_md : NULL, &dst_any,
+        &wd, dnnl_convolution_direct, &src_md, &wany_md, with_bias ? &bias_md : NULL, &dst_md,
         strides, dilates, pad_l, pad_r);
   }
   if (st) {

@@ -4,7 +4,7 @@
 # Run by ctest with HAWQ set to the binary; run from the repository root.
 set -u
 HAWQ=${HAWQ:?set HAWQ to the hawq binary}
-MODEL=models/fmnist_resnet14.onnx
+MODEL=tests/models/torch/fmnist_resnet14.onnx
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0

@@ -660,10 +660,11 @@ static void node_cases(test_rng *rng) {
 
 int main(void) {
   test_rng rng = test_rng_seeded("test_onnx_export");
-  const char *models[] = {FIXTURES "/convzoo_opset11.onnx",   FIXTURES "/convzoo_opset13.onnx",
-                          FIXTURES "/convzoo_opset17.onnx",   FIXTURES "/inception_opset11.onnx",
-                          FIXTURES "/inception_opset13.onnx", FIXTURES "/inception_opset17.onnx",
-                          "models/fmnist_resnet14.onnx"};
+  const char *models[] = {
+      FIXTURES "/convzoo_opset11.onnx",         FIXTURES "/convzoo_opset13.onnx",
+      FIXTURES "/convzoo_opset17.onnx",         FIXTURES "/inception_opset11.onnx",
+      FIXTURES "/inception_opset13.onnx",       FIXTURES "/inception_opset17.onnx",
+      "tests/models/torch/fmnist_resnet14.onnx"};
   for (size_t m = 0; m < sizeof models / sizeof models[0]; m++) {
     hawq_graph *g = NULL;
     hawq_error err;

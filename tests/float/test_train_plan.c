@@ -239,7 +239,7 @@ static void training_run(void) {
   hawq_dataset *train = NULL, *test = NULL;
   if (hawq_dataset_load("fashion-mnist", "train", &train, &err) ||
       hawq_dataset_load("fashion-mnist", "test", &test, &err)) {
-    printf("test_train: skipping the training run: %s\n", err.msg);
+    printf("test_train_plan: skipping the training run: %s\n", err.msg);
     return;
   }
   double first, last, first2, last2;
@@ -271,7 +271,7 @@ static void loader_checks(void) {
   hawq_error err;
   hawq_dataset *ds = NULL;
   if (hawq_dataset_load("fashion-mnist", "test", &ds, &err)) {
-    printf("test_train: skipping the loader checks: %s\n", err.msg);
+    printf("test_train_plan: skipping the loader checks: %s\n", err.msg);
     return;
   }
   hawq_loader_options lo = {.ds = ds,
@@ -349,10 +349,55 @@ static void loader_checks(void) {
   hawq_dataset_destroy(ds);
 }
 
+/* Built architectures against independent counts: torchvision's resnet18/resnet50 have
+ * 11,689,512 and 25,557,032 parameters (BN scale and bias counted, as PyTorch's parameters()
+ * does) and 1.81 / 4.09 GMACs at 224x224 (the anchors' counts); bench/train_torch.py's
+ * resnet20 for 28x28x1 and 10 classes has 272,186. */
+static void architecture_checks(void) {
+  const struct {
+    const char *name;
+    int channels, size, classes;
+    int64_t params, macs_lo, macs_hi;
+  } cases[] = {
+      {"resnet18", 3, 224, 1000, 11689512, 1810000000, 1820000000},
+      {"resnet50", 3, 224, 1000, 25557032, 4080000000, 4120000000},
+      {"resnet20", 1, 28, 10, 272186, 0, INT64_MAX},
+      {"resnet8", 1, 28, 10, 77754, 0, INT64_MAX},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    hawq_error err;
+    hawq_graph *g = NULL;
+    hawq_arch_options ao = {.name = cases[i].name,
+                            .channels = cases[i].channels,
+                            .height = cases[i].size,
+                            .width = cases[i].size,
+                            .classes = cases[i].classes,
+                            .seed = 1};
+    REQUIRE(!hawq_arch_build(&ao, &g, &err), "%s", err.msg);
+    int64_t params = 0, macs = 0;
+    for (int k = 0; k < g->n_nodes; k++) {
+      params += hawq_node_params(g, k);
+      macs += hawq_node_macs(g, k);
+    }
+    CHECK(params == cases[i].params, "%s: %lld parameters, expected %lld", cases[i].name,
+          (long long)params, (long long)cases[i].params);
+    CHECK(macs >= cases[i].macs_lo && macs <= cases[i].macs_hi, "%s: %lld MACs", cases[i].name,
+          (long long)macs);
+    hawq_graph_destroy(g);
+  }
+  hawq_error err;
+  hawq_graph *g = NULL;
+  hawq_arch_options bad = {
+      .name = "resnet9", .channels = 1, .height = 28, .width = 28, .classes = 10};
+  CHECK(hawq_arch_build(&bad, &g, &err) == HAWQ_ERR_INVALID_ARG && strstr(err.msg, "resnet9"),
+        "resnet9 should be refused by name: %s", err.msg);
+}
+
 int main(void) {
-  test_rng rng = test_rng_seeded("test_train");
+  test_rng rng = test_rng_seeded("test_train_plan");
+  architecture_checks();
   gradient_checks(&rng);
   training_run();
   loader_checks();
-  return test_report("test_train");
+  return test_report("test_train_plan");
 }

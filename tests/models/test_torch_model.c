@@ -1,4 +1,5 @@
-/* The bundled model against PyTorch: models/fmnist_resnet14.onnx was trained and exported by
+/* A model hawq did not train, against PyTorch: tests/models/torch/fmnist_resnet14.onnx (the
+ * foundation issue's bundled model, now a fixture) was trained and exported by
  * tools/make_models.py, which saved PyTorch's logits for the first 100 Fashion-MNIST test images,
  * its prediction for every test image and the gap between its top two logits. hawq must give
  * logits within 1e-4 of PyTorch's and the same prediction on every image, except where PyTorch's
@@ -12,8 +13,8 @@
 #include "hawq/hawq.h"
 #include "test_util.h"
 
-#define MODEL "models/fmnist_resnet14.onnx"
-#define STEM "models/fmnist_resnet14"
+#define MODEL "tests/models/torch/fmnist_resnet14.onnx"
+#define STEM "tests/models/torch/fmnist_resnet14"
 
 int main(void) {
   hawq_error err;
