@@ -1,7 +1,11 @@
 /* Finite-difference tests of every float backward in src/float/ops.h: batchnorm (training with
  * batch statistics and eval with constant ones), relu / clip / leaky relu, broadcasting add /
  * sub / mul / div, max / average / global pooling, gemm (and hawq_sgemm's transposes), reshape,
- * transpose, concat, pad, softmax and the softmax cross-entropy loss.
+ * transpose, concat, pad, softmax and the softmax cross-entropy loss, and the training
+ * convolution (oneDNN's forward-training, backward-data and backward-weights primitives) over
+ * random groups (plain, grouped, depthwise), kernel sizes, strides, dilations, asymmetric pads
+ * and bias, din also in its overwrite mode. Batchnorm with a fused activation is checked
+ * against the separate ops.
  *
  * Each case draws a random small shape, writes a double-precision reference forward here (no
  * code shared with src/float; rank-4 tensors in logical NCHW order, while the kernels see NHWC),
@@ -1931,6 +1935,170 @@ static void test_softmax_and_loss(grad_stats *softmax_st, grad_stats *ce_st, gra
 #define STATS(op_name, max_err) \
   { .name = (op_name), .bound = (max_err) }
 
+/* ---------------------------------------------------------------------------------------------
+ * conv2d (oneDNN training primitives): forward, din, dw, db
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct conv_ctx {
+  int64_t n, c, h, w, k, p, q;
+  int r, s, groups;
+  hawq_conv_attr a;
+} conv_ctx;
+
+/* Reference convolution in double, logical layouts: x (n,c,h,w), w (k,c/g,r,s), b (k). */
+static void conv_ref(const fd_problem *p, double *y) {
+  const conv_ctx *cx = p->ctx;
+  const double *x = p->x[0], *wt = p->x[1], *b = p->n_inputs > 2 ? p->x[2] : NULL;
+  int64_t cg = cx->c / cx->groups, kg = cx->k / cx->groups;
+  for (int64_t in = 0; in < cx->n; in++)
+    for (int64_t ok = 0; ok < cx->k; ok++)
+      for (int64_t oh = 0; oh < cx->p; oh++)
+        for (int64_t ow = 0; ow < cx->q; ow++) {
+          double acc = b ? b[ok] : 0.0;
+          int64_t g = ok / kg;
+          for (int64_t ic = 0; ic < cg; ic++)
+            for (int kr = 0; kr < cx->r; kr++)
+              for (int ks = 0; ks < cx->s; ks++) {
+                int64_t ih = oh * cx->a.stride[0] - cx->a.pad[0] + (int64_t)kr * cx->a.dilation[0];
+                int64_t iw = ow * cx->a.stride[1] - cx->a.pad[1] + (int64_t)ks * cx->a.dilation[1];
+                if (ih < 0 || ih >= cx->h || iw < 0 || iw >= cx->w) continue;
+                acc += x[((in * cx->c + g * cg + ic) * cx->h + ih) * cx->w + iw] *
+                       wt[((ok * cg + ic) * cx->r + kr) * cx->s + ks];
+              }
+          y[((in * cx->k + ok) * cx->p + oh) * cx->q + ow] = acc;
+        }
+}
+
+static void run_conv_case(grad_stats *st, grad_stats *fwd_st, test_rng *rng,
+                          const hawq_dnnl_context *ctx) {
+  conv_ctx cx;
+  for (;;) {                                 /* draw until the output is non-empty */
+    int kind = (int)test_rng_int(rng, 0, 2); /* plain, grouped, depthwise */
+    cx.groups = kind == 0   ? 1
+                : kind == 1 ? (int)test_rng_int(rng, 2, 3)
+                            : (int)test_rng_int(rng, 2, 5);
+    int64_t cg = kind == 2 ? 1 : test_rng_int(rng, 1, 3);
+    int64_t kg = kind == 2 ? test_rng_int(rng, 1, 2) : test_rng_int(rng, 1, 3);
+    cx.n = test_rng_int(rng, 1, 2);
+    cx.c = cg * cx.groups;
+    cx.k = kg * cx.groups;
+    cx.h = test_rng_int(rng, 2, 7);
+    cx.w = test_rng_int(rng, 2, 7);
+    cx.r = (int)test_rng_int(rng, 1, 3);
+    cx.s = (int)test_rng_int(rng, 1, 3);
+    cx.a.groups = cx.groups;
+    for (int d = 0; d < 2; d++) {
+      cx.a.stride[d] = (int)test_rng_int(rng, 1, 3);
+      cx.a.dilation[d] = (int)test_rng_int(rng, 1, 2);
+    }
+    for (int d = 0; d < 4; d++) cx.a.pad[d] = (int)test_rng_int(rng, 0, 2);
+    int64_t eh = (int64_t)(cx.r - 1) * cx.a.dilation[0] + 1;
+    int64_t ew = (int64_t)(cx.s - 1) * cx.a.dilation[1] + 1;
+    int64_t ph = cx.h + cx.a.pad[0] + cx.a.pad[2] - eh, pw = cx.w + cx.a.pad[1] + cx.a.pad[3] - ew;
+    if (ph < 0 || pw < 0) continue;
+    cx.p = ph / cx.a.stride[0] + 1;
+    cx.q = pw / cx.a.stride[1] + 1;
+    break;
+  }
+  bool with_bias = test_rng_int(rng, 0, 1);
+  int64_t xn = cx.n * cx.c * cx.h * cx.w, wn = cx.k * (cx.c / cx.groups) * cx.r * cx.s;
+  int64_t yn = cx.n * cx.k * cx.p * cx.q;
+  int64_t xdims[4] = {cx.n, cx.c, cx.h, cx.w}, wdims[4] = {cx.k, cx.c / cx.groups, cx.r, cx.s};
+  int64_t ydims[4] = {cx.n, cx.k, cx.p, cx.q};
+  float *x = new_floats(xn), *w = new_floats(wn), *b = new_floats(cx.k), *dy = new_floats(yn);
+  fill_uniform(rng, x, xn, -1.0f, 1.0f);
+  fill_uniform(rng, w, wn, -1.0f, 1.0f);
+  fill_uniform(rng, b, cx.k, -1.0f, 1.0f);
+  fill_uniform(rng, dy, yn, -1.0f, 1.0f);
+  /* The kernel's layouts: x and y NHWC, w (K, R, S, C/g) -- the NCHW -> NHWC map of (K, C/g,
+   * R, S). */
+  float *xp = new_floats(xn), *wp = new_floats(wn), *dyp = new_floats(yn), *yp = new_floats(yn);
+  logical_to_physical(x, xp, 4, xdims);
+  logical_to_physical(w, wp, 4, wdims);
+  logical_to_physical(dy, dyp, 4, ydims);
+  char desc[DESC_SIZE];
+  snprintf(desc, sizeof desc,
+           "n %lld c %lld h %lld w %lld k %lld kernel %dx%d groups %d stride %d,%d dilation "
+           "%d,%d pads %d,%d,%d,%d%s",
+           (long long)cx.n, (long long)cx.c, (long long)cx.h, (long long)cx.w, (long long)cx.k,
+           cx.r, cx.s, cx.groups, cx.a.stride[0], cx.a.stride[1], cx.a.dilation[0],
+           cx.a.dilation[1], cx.a.pad[0], cx.a.pad[1], cx.a.pad[2], cx.a.pad[3],
+           with_bias ? " bias" : "");
+  hawq_conv2d_shape shape = {.n = cx.n,
+                             .h = cx.h,
+                             .w = cx.w,
+                             .c = cx.c,
+                             .p = cx.p,
+                             .q = cx.q,
+                             .k = cx.k,
+                             .r = cx.r,
+                             .s = cx.s,
+                             .attr = cx.a};
+  hawq_error err;
+  hawq_conv2d_train *cv = NULL;
+  REQUIRE(!hawq_conv2d_train_create(ctx, &shape, with_bias, &cv, &err), "%s: %s", desc, err.msg);
+  fd_problem p = fd_new(conv_ref, &cx, dy, yn);
+  fd_add_input(&p, x, xn);
+  fd_add_input(&p, w, wn);
+  if (with_bias) fd_add_input(&p, b, cx.k);
+
+  /* Forward against the reference. */
+  REQUIRE(!hawq_conv2d_train_forward(cv, xp, wp, with_bias ? b : NULL, yp, &err), "%s", err.msg);
+  double *ref = new_doubles(yn), *got = new_doubles(yn), *got_l = new_doubles(yn);
+  conv_ref(&p, ref);
+  for (int64_t i = 0; i < yn; i++) got[i] = yp[i];
+  physical_to_logical_d(got, got_l, 4, ydims);
+  check_fd(fwd_st, desc, "forward", got_l, ref, yn);
+
+  /* Backward: accumulate twice into prefilled buffers, then against finite differences. */
+  grad_buf gx = grad_buf_new(rng, xn), gw = grad_buf_new(rng, wn), gb = grad_buf_new(rng, cx.k);
+  for (int call = 0; call < 2; call++) {
+    REQUIRE(!hawq_conv2d_train_backward(cv, xp, wp, dyp, gx.buf, false, gw.buf,
+                                        with_bias ? gb.buf : NULL, &err),
+            "%s", err.msg);
+    if (call == 0) {
+      grad_buf_mark(&gx);
+      grad_buf_mark(&gw);
+      grad_buf_mark(&gb);
+    }
+  }
+  check_grad(st, desc, "din", &gx, &p, 0, 4, xdims);
+  check_grad(st, desc, "dw", &gw, &p, 1, 4, wdims);
+  if (with_bias) check_grad(st, desc, "db", &gb, &p, 2, 0, NULL);
+
+  /* overwrite_din writes din (a NaN-filled buffer) with what accumulating into zeros gives. */
+  float *over = new_floats(xn), *zero = new_floats(xn), *scratch_w = new_floats(wn);
+  for (int64_t i = 0; i < xn; i++) over[i] = NAN;
+  REQUIRE(!hawq_conv2d_train_backward(cv, xp, wp, dyp, over, true, scratch_w, NULL, &err), "%s",
+          err.msg);
+  REQUIRE(!hawq_conv2d_train_backward(cv, xp, wp, dyp, zero, false, scratch_w, NULL, &err), "%s",
+          err.msg);
+  int64_t at = -1;
+  for (int64_t i = 0; i < xn && at < 0; i++)
+    if (!(over[i] == zero[i])) at = i;
+  CHECK_OP(st, at < 0, "%s: %s: overwritten din differs at element %lld: %.9g vs %.9g", st->name,
+           desc, (long long)at, at >= 0 ? over[at] : 0.0, at >= 0 ? zero[at] : 0.0);
+
+  hawq_conv2d_train_destroy(cv);
+  grad_buf_free(&gx);
+  grad_buf_free(&gw);
+  grad_buf_free(&gb);
+  fd_free(&p);
+  float *bufs[] = {x, w, b, dy, xp, wp, dyp, yp, over, zero, scratch_w};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+  free(ref);
+  free(got);
+  free(got_l);
+}
+
+static void test_conv(grad_stats *st, grad_stats *fwd_st, test_rng *rng) {
+  hawq_dnnl_context ctx;
+  hawq_error err;
+  REQUIRE(!hawq_dnnl_context_create(&ctx, &err), "%s", err.msg);
+  for (int i = 0; i < 60; i++) run_conv_case(st, fwd_st, rng, &ctx);
+  hawq_dnnl_context_destroy(&ctx);
+}
+
 int main(void) {
   test_rng rng = test_rng_seeded("test_float_grad");
   /* Bounds on err = max|got - fd| / max(1, max|fd|). The finite differences are good to ~1e-8;
@@ -1943,6 +2111,8 @@ int main(void) {
    *   <= ~1e-6);
    * - 2e-5: broadcasting binary ops: float products and quotients of up to ~32, summed over
    *   the broadcast axes (observed <= ~3e-6);
+   * - 1e-5: conv2d (oneDNN forward-training, backward-data, backward-weights): float sums of
+   *   <= 75 products, checked for every element of din, dw and db;
    * - 1e-4: batchnorm: the gradients use the float batch mean (half an ulp of the mean, times
    *   sums of dy) and subtract terms that nearly cancel when a channel's values nearly
    *   coincide (observed <= ~1e-5).
@@ -1958,6 +2128,7 @@ int main(void) {
   grad_stats concat = STATS("concat", 1e-6), pad = STATS("pad", 1e-6);
   grad_stats softmax = STATS("softmax", 1e-5), ce = STATS("cross_entropy", 1e-5);
   grad_stats ce_fwd = STATS("cross_entropy_fwd", 0.0);
+  grad_stats conv = STATS("conv2d", 1e-5), conv_fwd = STATS("conv2d_fwd", 1e-5);
 
   test_batchnorm(&bn, &bn_stats, &rng);
   test_activations(act, &rng);
@@ -1966,10 +2137,11 @@ int main(void) {
   test_gemm(&gemm, &sgemm, &rng);
   test_layout(&reshape, &transpose, &concat, &pad, &rng);
   test_softmax_and_loss(&softmax, &ce, &ce_fwd, &rng);
+  test_conv(&conv, &conv_fwd, &rng);
 
   const grad_stats *all[] = {&bn,      &bn_stats, &act[0],  &act[1], &act[2], &binary,  &maxpool,
                              &avgpool, &gmax,     &gavg,    &gemm,   &sgemm,  &reshape, &transpose,
-                             &concat,  &pad,      &softmax, &ce,     &ce_fwd};
+                             &concat,  &pad,      &softmax, &ce,     &ce_fwd, &conv,    &conv_fwd};
   printf("  %-18s %6s %6s %10s %10s\n", "op", "checks", "failed", "bound", "worst err");
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
     const grad_stats *s = all[i];
