@@ -66,10 +66,6 @@ float *hawq_optim_buffer(hawq_optim *o, int param, int which) {
   return o->buf[param * o->n_buffers + which];
 }
 
-int64_t hawq_optim_steps(const hawq_optim *o) {
-  return o->steps;
-}
-
 void hawq_optim_set_steps(hawq_optim *o, int64_t steps) {
   o->steps = steps;
 }

@@ -1,9 +1,11 @@
 /* The train plan: forward keeping every tensor, softmax cross-entropy, backward to every
  * trainable parameter. See train.h.
  *
- * Nothing is fused and no buffer is shared: every activation has its value and (when the loss
- * depends on it through a parameter) its gradient. A tensor's gradient is reset before each
- * backward and then collects the contributions of all its consumers. */
+ * No buffer is shared: every activation has its value and (when the loss depends on it through
+ * a parameter) its gradient. The only fusion is of a ReLU/Clip into the BatchNormalization or
+ * same-shape Add before it, whose pre-activation tensor is then never stored. In a backward,
+ * the first node to reach a tensor's gradient writes it (or zeroes it first) and the others
+ * accumulate into it. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +33,7 @@ typedef struct bn_cache {
 struct hawq_train_plan {
   hawq_graph *g;
   int batch, threads;
-  float bn_momentum, loss_scale;
+  float bn_momentum;
   hawq_dnnl_context dnnl;
   float **val;                    /* per tensor: its value (params: the graph's data) */
   float **grad;                   /* per tensor: its gradient, NULL when not needed */
@@ -233,7 +235,6 @@ hawq_status hawq_train_plan_create(hawq_graph *g, const hawq_train_options *opt,
   p->batch = opt->batch;
   p->threads = opt->threads ? opt->threads : 1;
   p->bn_momentum = opt->bn_momentum > 0 ? opt->bn_momentum : 0.1f;
-  p->loss_scale = 1.0f;
   hawq_status st = HAWQ_OK;
   if (opt->profile) {
     p->seconds = calloc((size_t)(2 * (g->n_nodes ? g->n_nodes : 1)), sizeof(double));
@@ -444,10 +445,6 @@ void hawq_train_plan_zero_grad(hawq_train_plan *p) {
   }
 }
 
-void hawq_train_plan_set_loss_scale(hawq_train_plan *p, float scale) {
-  p->loss_scale = scale;
-}
-
 /* The gradient buffer of input i of node n, or NULL when the loss does not need it. Unless
  * the caller will write it whole (`overwrite`), a gradient not yet written in this backward is
  * zeroed first so that the op can accumulate into it. */
@@ -602,8 +599,8 @@ hawq_status hawq_train_plan_backward(hawq_train_plan *p, hawq_error *err) {
 #endif
   memset(p->grad[p->logits], 0, (size_t)tensor_numel(p, p->logits) * sizeof(float));
   p->ready[p->logits] = true;
-  hawq_cross_entropy_backward(p->probs, p->labels, p->batch, p->classes, p->loss_smoothing,
-                              p->loss_scale, p->grad[p->logits], p->threads);
+  hawq_cross_entropy_backward(p->probs, p->labels, p->batch, p->classes, p->loss_smoothing, 1.0f,
+                              p->grad[p->logits], p->threads);
   hawq_status st = HAWQ_OK;
   for (int k = g->n_nodes - 1; k >= 0 && !st; k--) {
     const hawq_node *n = &g->nodes[k];
@@ -630,10 +627,6 @@ int hawq_train_plan_num_params(const hawq_train_plan *p) {
 
 hawq_param *hawq_train_plan_param(hawq_train_plan *p, int i) {
   return &p->params[i];
-}
-
-int hawq_train_plan_batch(const hawq_train_plan *p) {
-  return p->batch;
 }
 
 void hawq_train_plan_node_seconds(const hawq_train_plan *p, int node, double *forward,

@@ -61,15 +61,12 @@ double hawq_train_plan_loss(hawq_train_plan *p, const int32_t *labels, float smo
                             int64_t *correct);
 /* Zeroes the parameter gradients (activation gradients are reset by every backward). */
 void hawq_train_plan_zero_grad(hawq_train_plan *p);
-/* Accumulates d(loss * scale)/d(param) into every parameter gradient; scale is 1 unless set by
- * hawq_train_plan_set_loss_scale (e.g. to average over accumulated batches). The forward must
- * have been run with the same `training` mode the gradients are wanted for. */
+/* Accumulates d(loss)/d(param) into every parameter gradient. The gradients are those of the
+ * `training` mode the last forward ran in (batch or running BN statistics). */
 hawq_status hawq_train_plan_backward(hawq_train_plan *p, hawq_error *err);
-void hawq_train_plan_set_loss_scale(hawq_train_plan *p, float scale);
 
 int hawq_train_plan_num_params(const hawq_train_plan *p);
 hawq_param *hawq_train_plan_param(hawq_train_plan *p, int i);
-int hawq_train_plan_batch(const hawq_train_plan *p);
 /* With options.profile: seconds node `node` spent in forwards and in backwards so far. */
 void hawq_train_plan_node_seconds(const hawq_train_plan *p, int node, double *forward,
                                   double *backward);
@@ -114,8 +111,7 @@ double hawq_optim_step(hawq_optim *o, hawq_train_plan *tp, float lr);
  * each numel floats, and the step count. */
 int hawq_optim_num_buffers(const hawq_optim *o);
 float *hawq_optim_buffer(hawq_optim *o, int param, int which);
-int64_t hawq_optim_steps(const hawq_optim *o);
-void hawq_optim_set_steps(hawq_optim *o, int64_t steps);
+void hawq_optim_set_steps(hawq_optim *o, int64_t steps); /* resuming: AdamW's bias correction */
 
 typedef enum hawq_schedule_kind {
   HAWQ_SCHEDULE_COSINE,
