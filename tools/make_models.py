@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """Models hawq is tested and benchmarked on, made with PyTorch (Debian's python3-torch 1.13).
 
-  train     train the small ResNet for Fashion-MNIST and export it: the bundled default model
-            tests/models/torch/fmnist_resnet14.onnx plus PyTorch's reference results next to it.
+  train     train the small ResNet for Fashion-MNIST and export it: the PyTorch-trained fixture
+            tests/models/torch/fmnist_resnet14.onnx (the foundation's default model) plus
+            PyTorch's reference results next to it.
+  sgdsteps  PyTorch's first SGD steps from that model on a fixed batch (losses and the logits
+            after them, next to the model), the reference for hawq's training arithmetic.
   fixtures  small op-coverage CNNs exported at opsets 11, 13 and 17 with PyTorch's outputs on a
             random batch (tests/onnx/fixtures/): real exporter output for the importer tests.
   bench     torchvision ResNet18, ResNet50 and InceptionV3 with random weights (too large to commit).
@@ -21,6 +24,7 @@ import time
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -312,6 +316,46 @@ def cmd_bad(args):
           [huge], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 1 << 20, 1 << 20])])
 
 
+def cmd_sgdsteps(args):
+    """PyTorch's training steps on the PyTorch-trained fixture, for hawq's train plan to match:
+    a fixed batch (the first 64 training images, no augmentation), BN in training mode,
+    SGD with Nesterov momentum and weight decay on conv/linear weights only (hawq's rule).
+    Saves the loss of each step and the eval-mode logits of the batch afterwards."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = FmnistResNet()
+    graph = onnx.load(args.model).graph
+    init = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+    for n in graph.node:  # the exporter shares equal parameters through Identity nodes
+        if n.op_type == "Identity" and n.input[0] in init:
+            init[n.output[0]] = init[n.input[0]].clone()
+    missing = [k for k in model.state_dict() if k not in init and not k.endswith("num_batches_tracked")]
+    assert not missing, missing
+    model.load_state_dict({k: init[k] for k in init if k in model.state_dict()}, strict=False)
+    xtr, ytr = load_fmnist("train")
+    x, y = normalize(xtr[:args.batch]), torch.from_numpy(ytr[:args.batch])
+    decay = [p for p in model.parameters() if p.dim() > 1]
+    other = [p for p in model.parameters() if p.dim() <= 1]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": args.wd},
+                           {"params": other, "weight_decay": 0.0}],
+                          lr=args.lr, momentum=0.9, nesterov=True)
+    model.train()
+    losses = []
+    for _ in range(args.steps):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    model.eval()
+    with torch.no_grad():
+        logits = model(x).numpy().astype(np.float32)
+    stem = os.path.splitext(args.model)[0]
+    np.save(stem + ".sgd_losses.npy", np.array(losses, dtype=np.float64))
+    np.save(stem + ".sgd_logits.npy", logits)
+    print("losses", losses)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -329,10 +373,17 @@ def main():
     f.add_argument("-o", "--out", default="tests/onnx/fixtures")
     b = sub.add_parser("bench")
     b.add_argument("-o", "--out", default="build/models")
+    st = sub.add_parser("sgdsteps")
+    st.add_argument("--model", default="tests/models/torch/fmnist_resnet14.onnx")
+    st.add_argument("--batch", type=int, default=64)
+    st.add_argument("--steps", type=int, default=3)
+    st.add_argument("--lr", type=float, default=0.05)
+    st.add_argument("--wd", type=float, default=5e-4)
     bad = sub.add_parser("bad")
     bad.add_argument("-o", "--out", default="tests/cli/bad")
     args = ap.parse_args()
-    {"train": cmd_train, "fixtures": cmd_fixtures, "bench": cmd_bench, "bad": cmd_bad}[args.cmd](args)
+    {"train": cmd_train, "fixtures": cmd_fixtures, "bench": cmd_bench, "bad": cmd_bad,
+     "sgdsteps": cmd_sgdsteps}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
  * the first node to reach a tensor's gradient writes it (or zeroes it first) and the others
  * accumulate into it. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -218,6 +219,64 @@ static hawq_status find_logits(hawq_train_plan *p, hawq_error *err) {
   return HAWQ_OK;
 }
 
+/* The last input slot of node n holding a trainable parameter or a BN buffer (0: none). */
+static int last_param_slot(const hawq_node *n) {
+  if (n->op == HAWQ_OP_CONV || n->op == HAWQ_OP_GEMM) return 2;
+  if (n->op == HAWQ_OP_BATCHNORM) return 4;
+  return 0;
+}
+
+static bool tensor_name_taken(const hawq_graph *g, const char *name) {
+  for (int t = 0; t < g->n_tensors; t++)
+    if (!strcmp(g->tensors[t].name, name)) return true;
+  return false;
+}
+
+/* Gives every trainable op its own parameters and BN buffers. An initializer read by two of
+ * them is, in exported models, nearly always the exporter merging equal values (PyTorch
+ * deduplicates identical initializers: zero biases, BN statistics at initialisation, ...), not
+ * deliberate weight tying; trained as one tensor they would stay equal, and shared running
+ * statistics would mix two layers'. The copy is named "<node>.<role>". */
+static hawq_status untie_params(hawq_graph *g, hawq_error *err) {
+  static const char *const roles[2][5] = {{"", "weight", "bias", "", ""},
+                                          {"", "weight", "bias", "running_mean", "running_var"}};
+  int slots = 0;
+  for (int k = 0; k < g->n_nodes; k++) slots += last_param_slot(&g->nodes[k]);
+  bool *claimed = calloc((size_t)(g->n_tensors + slots + 1), sizeof *claimed);
+  if (!claimed) return hawq_fail(err, HAWQ_ERR_NO_MEMORY, "out of memory");
+  hawq_status st = HAWQ_OK;
+  for (int k = 0; k < g->n_nodes && !st; k++) {
+    int last = last_param_slot(&g->nodes[k]);
+    for (int i = 1; i <= last && i < g->nodes[k].n_inputs && !st; i++) {
+      int t = g->nodes[k].inputs[i];
+      if (t < 0 || g->tensors[t].kind != HAWQ_TENSOR_PARAM) continue;
+      if (!claimed[t]) {
+        claimed[t] = true;
+        continue;
+      }
+      char name[512];
+      const char *role = roles[g->nodes[k].op == HAWQ_OP_BATCHNORM][i];
+      snprintf(name, sizeof name, "%s.%s", g->nodes[k].name, role);
+      for (int extra = 2; tensor_name_taken(g, name); extra++) {
+        snprintf(name, sizeof name, "%s.%s.%d", g->nodes[k].name, role, extra);
+      }
+      hawq_tensor src = g->tensors[t]; /* by value: adding a tensor may move the array */
+      int copy = hawq_graph_add_tensor(g, name, HAWQ_TENSOR_PARAM, src.rank, src.dims, false);
+      float *data = copy >= 0 ? hawq_alloc_floats((size_t)hawq_tensor_numel(&src)) : NULL;
+      if (!data) {
+        st = hawq_fail(err, HAWQ_ERR_NO_MEMORY, "out of memory");
+        break;
+      }
+      memcpy(data, src.data, (size_t)hawq_tensor_numel(&src) * sizeof(float));
+      g->tensors[copy].data = data;
+      g->nodes[k].inputs[i] = copy;
+      claimed[copy] = true;
+    }
+  }
+  free(claimed);
+  return st;
+}
+
 hawq_status hawq_train_plan_create(hawq_graph *g, const hawq_train_options *opt,
                                    hawq_train_plan **out, hawq_error *err) {
   *out = NULL;
@@ -229,6 +288,8 @@ hawq_status hawq_train_plan_create(hawq_graph *g, const hawq_train_options *opt,
     return hawq_fail(err, HAWQ_ERR_UNSUPPORTED,
                      "%s: training needs exactly one graph input, got %d", g->source, g->n_inputs);
   }
+  hawq_status untie = untie_params(g, err);
+  if (untie) return untie;
   hawq_train_plan *p = calloc(1, sizeof *p);
   if (!p) return hawq_fail(err, HAWQ_ERR_NO_MEMORY, "out of memory");
   p->g = g;

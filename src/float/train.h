@@ -17,7 +17,9 @@
  *     hawq_optim_step(opt, tp, lr);                            // updates g's parameters
  *   }
  *
- * The plan updates the graph's parameter data in place; the graph must outlive it. */
+ * The plan updates the graph's parameter data in place; the graph must outlive it. Creating a
+ * plan gives every trainable op its own parameters and BN buffers: an initializer that two of
+ * them read (exporters merge equal initializers) is copied, adding tensors to the graph. */
 #ifndef HAWQ_FLOAT_TRAIN_H
 #define HAWQ_FLOAT_TRAIN_H
 

@@ -393,9 +393,49 @@ static void architecture_checks(void) {
         "resnet9 should be refused by name: %s", err.msg);
 }
 
+/* A weight and BN statistics read by two ops are copied per op when a plan is made (exporters
+ * merge equal initializers; training them as one would tie two layers). */
+static void untie_checks(void) {
+  hawq_error err;
+  hawq_graph *g = NULL;
+  hawq_arch_options ao = {
+      .name = "resnet8", .channels = 1, .height = 8, .width = 8, .classes = 3, .seed = 2};
+  REQUIRE(!hawq_arch_build(&ao, &g, &err), "%s", err.msg);
+  int conv1 = -1, conv2 = -1, bn1 = -1, bn2 = -1;
+  for (int k = 0; k < g->n_nodes; k++) {
+    if (!strcmp(g->nodes[k].name, "layer1.0.conv1")) conv1 = k;
+    if (!strcmp(g->nodes[k].name, "layer1.0.conv2")) conv2 = k;
+    if (!strcmp(g->nodes[k].name, "layer1.0.bn1")) bn1 = k;
+    if (!strcmp(g->nodes[k].name, "layer1.0.bn2")) bn2 = k;
+  }
+  REQUIRE(conv1 >= 0 && conv2 >= 0 && bn1 >= 0 && bn2 >= 0, "resnet8 layer names changed");
+  int shared_w = g->nodes[conv1].inputs[1], shared_var = g->nodes[bn1].inputs[4];
+  g->nodes[conv2].inputs[1] = shared_w;
+  g->nodes[bn2].inputs[4] = shared_var;
+  hawq_train_plan *tp = NULL;
+  REQUIRE(!hawq_train_plan_create(g, &(hawq_train_options){.batch = 2, .threads = 1}, &tp, &err),
+          "%s", err.msg);
+  int w1 = g->nodes[conv1].inputs[1], w2 = g->nodes[conv2].inputs[1];
+  int v1 = g->nodes[bn1].inputs[4], v2 = g->nodes[bn2].inputs[4];
+  CHECK(w1 == shared_w && w2 != shared_w, "conv weights: %d and %d (shared %d)", w1, w2, shared_w);
+  CHECK(v1 == shared_var && v2 != shared_var, "BN running var: %d and %d", v1, v2);
+  size_t wbytes = (size_t)hawq_tensor_numel(&g->tensors[w1]) * sizeof(float);
+  CHECK(w2 >= 0 && !memcmp(g->tensors[w1].data, g->tensors[w2].data, wbytes),
+        "the copied weight differs from the original");
+  int trained = 0;
+  for (int i = 0; i < hawq_train_plan_num_params(tp); i++) {
+    int t = hawq_train_plan_param(tp, i)->tensor;
+    trained += t == w1 || t == w2;
+  }
+  CHECK(trained == 2, "%d of the two conv weights are trainable parameters", trained);
+  hawq_train_plan_destroy(tp);
+  hawq_graph_destroy(g);
+}
+
 int main(void) {
   test_rng rng = test_rng_seeded("test_train_plan");
   architecture_checks();
+  untie_checks();
   gradient_checks(&rng);
   training_run();
   loader_checks();
