@@ -105,9 +105,10 @@ static hawq_act act_of(const hawq_node *n) {
   return (hawq_act){false, 0, 0};
 }
 
-static hawq_conv2d_shape conv_shape(const hawq_float_plan *p, const hawq_node *n) {
-  const int64_t *x = p->dims[n->inputs[0]], *y = p->dims[n->output];
-  const hawq_tensor *w = &p->g->tensors[n->inputs[1]];
+hawq_conv2d_shape hawq_conv2d_shape_of(const hawq_graph *g, const hawq_node *n,
+                                       const int64_t (*dims)[HAWQ_MAX_RANK]) {
+  const int64_t *x = dims[n->inputs[0]], *y = dims[n->output];
+  const hawq_tensor *w = &g->tensors[n->inputs[1]];
   hawq_conv2d_shape s = {.n = x[0],
                          .h = x[2],
                          .w = x[3],
@@ -183,7 +184,7 @@ static hawq_status prepare_nodes(hawq_float_plan *p, const int *uses, hawq_error
     const hawq_node *n = &g->nodes[k];
     node_exec *e = &p->exec[k];
     if (e->skip || n->op != HAWQ_OP_CONV) continue;
-    hawq_conv2d_shape s = conv_shape(p, n);
+    hawq_conv2d_shape s = hawq_conv2d_shape_of(p->g, n, (const int64_t(*)[HAWQ_MAX_RANK])p->dims);
     hawq_status st = hawq_conv2d_create(&p->dnnl, &s, e->w, e->b, e->act, &e->conv, err);
     if (st) {
       hawq_error_prefix(err, n->name);
@@ -349,7 +350,7 @@ double hawq_float_plan_node_seconds(const hawq_float_plan *p, size_t node) {
   return p->node_seconds && node < (size_t)p->g->n_nodes ? p->node_seconds[node] : 0.0;
 }
 
-static double seconds_now(void) {
+double hawq_seconds_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
@@ -520,9 +521,9 @@ hawq_status hawq_float_plan_run(hawq_float_plan *p, const float *const *inputs, 
   hawq_status st = HAWQ_OK;
   for (int k = 0; k < g->n_nodes && !st; k++) {
     if (p->exec[k].skip) continue;
-    double t0 = p->node_seconds ? seconds_now() : 0;
+    double t0 = p->node_seconds ? hawq_seconds_now() : 0;
     st = run_node(p, k, err);
-    if (p->node_seconds) p->node_seconds[k] += seconds_now() - t0;
+    if (p->node_seconds) p->node_seconds[k] += hawq_seconds_now() - t0;
   }
 #ifdef _OPENMP
   omp_set_num_threads(callers_threads);

@@ -214,6 +214,11 @@ void hawq_cross_entropy_backward(const float *probs, const int32_t *labels, int6
 void hawq_node_forward(const hawq_graph *g, const hawq_node *n, float *const *buf,
                        const int64_t (*dims)[HAWQ_MAX_RANK], const float *w, const float *b,
                        hawq_act act, float *y, float *workspace, int threads);
+/* A Conv node's shape for tensors of logical dims `dims` (batch filled in). */
+hawq_conv2d_shape hawq_conv2d_shape_of(const hawq_graph *g, const hawq_node *n,
+                                       const int64_t (*dims)[HAWQ_MAX_RANK]);
+/* Monotonic clock, seconds (per-node profiling). */
+double hawq_seconds_now(void);
 hawq_pool_shape hawq_pool_shape_of(const hawq_node *n, const int64_t *in_dims,
                                    const int64_t *out_dims);
 /* (outer, c, inner) view around logical axis 1 of a physically stored tensor (BatchNorm). */

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -57,12 +56,6 @@ struct hawq_train_plan {
   size_t bytes;
   double *seconds; /* with profiling: per node, forward then backward (2 per node) */
 };
-
-static double seconds_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int64_t dims_numel(int rank, const int64_t *d) {
   int64_t n = 1;
@@ -145,21 +138,6 @@ static void plan_fusion(hawq_train_plan *p) {
     p->elided[n->output] = true;
     e->out = a->output;
   }
-}
-
-static hawq_conv2d_shape conv_shape(const hawq_train_plan *p, const hawq_node *n) {
-  const int64_t *x = p->dims[n->inputs[0]], *y = p->dims[n->output];
-  const hawq_tensor *w = &p->g->tensors[n->inputs[1]];
-  return (hawq_conv2d_shape){.n = x[0],
-                             .h = x[2],
-                             .w = x[3],
-                             .c = x[1],
-                             .p = y[2],
-                             .q = y[3],
-                             .k = y[1],
-                             .r = (int)w->dims[2],
-                             .s = (int)w->dims[3],
-                             .attr = n->attr.conv};
 }
 
 void hawq_train_plan_destroy(hawq_train_plan *p) {
@@ -378,7 +356,7 @@ hawq_status hawq_train_plan_create(hawq_graph *g, const hawq_train_options *opt,
   for (int k = 0; k < g->n_nodes; k++) {
     const hawq_node *n = &g->nodes[k];
     if (n->op == HAWQ_OP_CONV) {
-      hawq_conv2d_shape s = conv_shape(p, n);
+      hawq_conv2d_shape s = hawq_conv2d_shape_of(g, n, (const int64_t(*)[HAWQ_MAX_RANK])p->dims);
       st = hawq_conv2d_train_create(&p->dnnl, &s, n->inputs[2] >= 0, &p->conv[k], err);
       if (st) {
         hawq_error_prefix(err, n->name);
@@ -463,9 +441,9 @@ hawq_status hawq_train_plan_forward(hawq_train_plan *p, const float *input, bool
     const hawq_node *n = &g->nodes[k];
     /* A final Softmax is not needed: the loss takes the logits. */
     if (p->exec[k].skip || (n->op == HAWQ_OP_SOFTMAX && n->inputs[0] == p->logits)) continue;
-    double t0 = p->seconds ? seconds_now() : 0;
+    double t0 = p->seconds ? hawq_seconds_now() : 0;
     st = forward_node(p, k, training, err);
-    if (p->seconds) p->seconds[2 * k] += seconds_now() - t0;
+    if (p->seconds) p->seconds[2 * k] += hawq_seconds_now() - t0;
   }
 #ifdef _OPENMP
   omp_set_num_threads(callers_threads);
@@ -672,9 +650,9 @@ hawq_status hawq_train_plan_backward(hawq_train_plan *p, hawq_error *err) {
       memset(p->grad[e->out], 0, (size_t)tensor_numel(p, e->out) * sizeof(float));
       p->ready[e->out] = true;
     }
-    double t0 = p->seconds ? seconds_now() : 0;
+    double t0 = p->seconds ? hawq_seconds_now() : 0;
     st = backward_node(p, k, err);
-    if (p->seconds) p->seconds[2 * k + 1] += seconds_now() - t0;
+    if (p->seconds) p->seconds[2 * k + 1] += hawq_seconds_now() - t0;
   }
 #ifdef _OPENMP
   omp_set_num_threads(callers_threads);

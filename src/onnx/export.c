@@ -12,6 +12,7 @@
 #include "core/graph.h"
 #include "core/preprocess.h"
 #include "core/status.h"
+#include "core/strset.h"
 #include "onnx/onnx_internal.h"
 
 /* producer_version of written models (the library's version) */
@@ -118,49 +119,6 @@ static void pool_free(pool *pl) {
   free(pl->p);
 }
 
-/* Open-addressing set of borrowed strings: the value and node names in use. */
-typedef struct name_set {
-  const char **keys;
-  size_t cap, n;
-} name_set;
-
-static uint64_t hash_str(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-  return h;
-}
-
-static bool name_set_has(const name_set *s, const char *name) {
-  if (!s->cap) return false;
-  for (size_t k = hash_str(name) & (s->cap - 1); s->keys[k]; k = (k + 1) & (s->cap - 1)) {
-    if (!strcmp(s->keys[k], name)) return true;
-  }
-  return false;
-}
-
-/* Adds name (which must outlive the set); false if out of memory. */
-static bool name_set_add(name_set *s, const char *name) {
-  if (2 * (s->n + 1) > s->cap) {
-    size_t cap = s->cap ? 2 * s->cap : 256;
-    const char **keys = calloc(cap, sizeof *keys);
-    if (!keys) return false;
-    for (size_t k = 0; k < s->cap; k++) {
-      if (!s->keys[k]) continue;
-      size_t j = hash_str(s->keys[k]) & (cap - 1);
-      while (keys[j]) j = (j + 1) & (cap - 1);
-      keys[j] = s->keys[k];
-    }
-    free(s->keys);
-    s->keys = keys;
-    s->cap = cap;
-  }
-  size_t j = hash_str(name) & (s->cap - 1);
-  while (s->keys[j]) j = (j + 1) & (s->cap - 1);
-  s->keys[j] = name;
-  s->n++;
-  return true;
-}
-
 #define MAX_NODE_ATTRS 8
 
 typedef struct exporter {
@@ -169,7 +127,7 @@ typedef struct exporter {
   hawq_error *err;
   pool mem;
   bool oom; /* an allocation failed: every helper then does nothing, the caller reports it */
-  name_set values, node_names;
+  hawq_strset values, node_names; /* the value and node names in use */
   Onnx__NodeProto **nodes;
   size_t n_nodes, cap_nodes;
   Onnx__TensorProto **inits;
@@ -192,13 +150,15 @@ static char *ex_strdup(exporter *ex, const char *s) {
 }
 
 /* base + suffix, or with "#2", "#3", ... appended until it is not in set; recorded in set. */
-static const char *unique_name(exporter *ex, name_set *set, const char *base, const char *suffix) {
+static const char *unique_name(exporter *ex, hawq_strset *set, const char *base,
+                               const char *suffix) {
   size_t size = strlen(base) + strlen(suffix) + 24;
   char *name = ex_alloc(ex, size);
   if (!name) return "";
   snprintf(name, size, "%s%s", base, suffix);
-  for (long k = 2; name_set_has(set, name); k++) snprintf(name, size, "%s%s#%ld", base, suffix, k);
-  if (!name_set_add(set, name)) ex->oom = true;
+  for (long k = 2; hawq_strset_has(set, name); k++)
+    snprintf(name, size, "%s%s#%ld", base, suffix, k);
+  if (!hawq_strset_add(set, name)) ex->oom = true;
   return name;
 }
 
@@ -839,17 +799,17 @@ static hawq_status build_model(exporter *ex, const hawq_onnx_write_options *opt,
   /* Graph tensor and extra initializer names are taken as they are; generated names (shape
    * inputs, Clip bounds, ...) avoid them. */
   for (int t = 0; t < g->n_tensors && !ex->oom; t++) {
-    if (!name_set_add(&ex->values, g->tensors[t].name)) ex->oom = true;
+    if (!hawq_strset_add(&ex->values, g->tensors[t].name)) ex->oom = true;
   }
   for (size_t k = 0; opt && k < opt->n_extra && !ex->oom; k++) {
     const char *name = opt->extra[k].name;
-    if (name_set_has(&ex->values, name)) {
+    if (hawq_strset_has(&ex->values, name)) {
       return hawq_fail(ex->err, HAWQ_ERR_INVALID_ARG,
                        "%s: extra initializer '%s' has the name of a graph tensor or of another "
                        "extra initializer",
                        ex->path, name);
     }
-    if (!name_set_add(&ex->values, name)) ex->oom = true;
+    if (!hawq_strset_add(&ex->values, name)) ex->oom = true;
   }
   for (int k = 0; k < g->n_nodes && !ex->oom; k++) {
     if ((st = emit_node(ex, &g->nodes[k]))) return st;
@@ -950,8 +910,8 @@ hawq_status hawq_onnx_write_graph(const hawq_graph *g, const char *path,
   free(ex.inits);
   free(ex.param_name);
   free(ex.param_t_name);
-  free(ex.values.keys);
-  free(ex.node_names.keys);
+  hawq_strset_free(&ex.values);
+  hawq_strset_free(&ex.node_names);
   pool_free(&ex.mem);
   return st;
 }

@@ -17,6 +17,7 @@
 #include "core/graph.h"
 #include "core/preprocess.h"
 #include "core/status.h"
+#include "core/strset.h"
 #include "onnx/onnx_internal.h"
 
 #define S(x) ((x) ? (x) : "")
@@ -47,23 +48,16 @@ typedef struct importer {
   int n_values, cap_values;
   /* names of the IR graph's tensors, for unique_name (open addressing; keys borrowed from the
    * graph) */
-  size_t names_cap, names_n;
-  const char **names;
+  hawq_strset names; /* graph tensor names (owned by the graph) */
 } importer;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Value environment                                                                          */
 
-static uint64_t hash_str(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-  return h;
-}
-
 static int env_lookup(const importer *im, const char *name) {
   if (!im->map_cap) return -1;
   size_t mask = im->map_cap - 1;
-  for (size_t k = hash_str(name) & mask;; k = (k + 1) & mask) {
+  for (size_t k = hawq_str_hash(name) & mask;; k = (k + 1) & mask) {
     if (!im->map_keys[k]) return -1;
     if (strcmp(im->map_keys[k], name) == 0) return im->map_vals[k];
   }
@@ -80,7 +74,7 @@ static bool env_grow(importer *im) {
   }
   for (size_t k = 0; k < im->map_cap; k++) {
     if (!im->map_keys[k]) continue;
-    size_t j = hash_str(im->map_keys[k]) & (cap - 1);
+    size_t j = hawq_str_hash(im->map_keys[k]) & (cap - 1);
     while (keys[j]) j = (j + 1) & (cap - 1);
     keys[j] = im->map_keys[k];
     vals[j] = im->map_vals[k];
@@ -117,7 +111,7 @@ static hawq_status env_bind(importer *im, const char *name, value *v, const char
     free(why);
     goto oom;
   }
-  size_t mask = im->map_cap - 1, j = hash_str(name) & mask;
+  size_t mask = im->map_cap - 1, j = hawq_str_hash(name) & mask;
   while (im->map_keys[j]) j = (j + 1) & mask;
   im->map_keys[j] = key;
   im->map_vals[j] = im->n_values;
@@ -130,40 +124,8 @@ oom:
   return hawq_fail(im->err, HAWQ_ERR_NO_MEMORY, "%s: out of memory", im->file);
 }
 
-static bool names_contains(const importer *im, const char *name) {
-  if (!im->names_cap) return false;
-  size_t mask = im->names_cap - 1;
-  for (size_t k = hash_str(name) & mask; im->names[k]; k = (k + 1) & mask) {
-    if (strcmp(im->names[k], name) == 0) return true;
-  }
-  return false;
-}
-
-/* Records a graph tensor name (owned by the graph, which outlives the importer's use). */
-static bool names_add(importer *im, const char *name) {
-  if (2 * (im->names_n + 1) > im->names_cap) {
-    size_t cap = im->names_cap ? 2 * im->names_cap : 256;
-    const char **keys = calloc(cap, sizeof *keys);
-    if (!keys) return false;
-    for (size_t k = 0; k < im->names_cap; k++) {
-      if (!im->names[k]) continue;
-      size_t j = hash_str(im->names[k]) & (cap - 1);
-      while (keys[j]) j = (j + 1) & (cap - 1);
-      keys[j] = im->names[k];
-    }
-    free(im->names);
-    im->names = keys;
-    im->names_cap = cap;
-  }
-  size_t j = hash_str(name) & (im->names_cap - 1);
-  while (im->names[j]) j = (j + 1) & (im->names_cap - 1);
-  im->names[j] = name;
-  im->names_n++;
-  return true;
-}
-
 static void env_free(importer *im) {
-  free(im->names);
+  hawq_strset_free(&im->names);
   for (size_t k = 0; k < im->map_cap; k++) free(im->map_keys[k]);
   for (int k = 0; k < im->n_values; k++) {
     value_free(&im->values[k]);
@@ -196,7 +158,7 @@ static char *unique_name(const importer *im, const char *base) {
   char *out = malloc(size);
   if (!out) return NULL;
   snprintf(out, size, "%s", base);
-  for (long k = 2; names_contains(im, out); k++) snprintf(out, size, "%s#%ld", base, k);
+  for (long k = 2; hawq_strset_has(&im->names, out); k++) snprintf(out, size, "%s#%ld", base, k);
   return out;
 }
 
@@ -206,7 +168,7 @@ static int add_named_tensor(importer *im, const char *name, hawq_tensor_kind kin
   char *uname = unique_name(im, name);
   int t = uname ? hawq_graph_add_tensor(im->g, uname, kind, rank, dims, batched) : -1;
   free(uname);
-  if (t < 0 || !names_add(im, im->g->tensors[t].name)) {
+  if (t < 0 || !hawq_strset_add(&im->names, im->g->tensors[t].name)) {
     oom(im);
     return -1;
   }

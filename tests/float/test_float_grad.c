@@ -27,7 +27,7 @@
 #include <stdbool.h>
 
 #include "float/ops.h"
-#include "test_util.h"
+#include "float_test_util.h"
 
 static const hawq_act BN_NO_ACT = {false, 0.0f, 0.0f};
 
@@ -69,28 +69,10 @@ typedef struct grad_stats {
     }                                                    \
   } while (0)
 
-static void *alloc_bytes(size_t bytes) {
-  void *p = calloc(1, bytes ? bytes : 1);
-  if (!p) {
-    fprintf(stderr, "test_float_grad: out of memory (%zu bytes)\n", bytes);
-    exit(2);
-  }
-  return p;
-}
-static float *new_floats(int64_t n) {
-  return alloc_bytes((size_t)n * sizeof(float));
-}
-static double *new_doubles(int64_t n) {
-  return alloc_bytes((size_t)n * sizeof(double));
-}
 static float *copy_floats(const float *x, int64_t n) {
   float *y = new_floats(n);
   memcpy(y, x, (size_t)n * sizeof(float));
   return y;
-}
-
-static void fill_uniform(test_rng *rng, float *x, int64_t n, float lo, float hi) {
-  for (int64_t i = 0; i < n; i++) x[i] = test_rng_float(rng, lo, hi);
 }
 
 /* n distinct values, spread evenly over [-3, 3) in random order: no two closer than 6/n, so a
@@ -105,26 +87,7 @@ static void fill_distinct(test_rng *rng, float *x, int64_t n) {
   }
 }
 
-static int64_t numel_of(int rank, const int64_t *dims) {
-  int64_t n = 1;
-  for (int k = 0; k < rank; k++) n *= dims[k];
-  return n;
-}
-
 /* Logical (NCHW for rank 4) <-> physical (NHWC for rank 4); a copy for every other rank. */
-static void logical_to_physical(const float *logical, float *physical, int rank,
-                                const int64_t *dims) {
-  if (rank != 4) {
-    memcpy(physical, logical, (size_t)numel_of(rank, dims) * sizeof(float));
-    return;
-  }
-  int64_t n = dims[0], c = dims[1], h = dims[2], w = dims[3];
-  for (int64_t in = 0; in < n; in++)
-    for (int64_t ic = 0; ic < c; ic++)
-      for (int64_t ih = 0; ih < h; ih++)
-        for (int64_t iw = 0; iw < w; iw++)
-          physical[((in * h + ih) * w + iw) * c + ic] = logical[((in * c + ic) * h + ih) * w + iw];
-}
 static void physical_to_logical_d(const double *physical, double *logical, int rank,
                                   const int64_t *dims) {
   if (rank != 4) {
@@ -137,21 +100,6 @@ static void physical_to_logical_d(const double *physical, double *logical, int r
       for (int64_t ih = 0; ih < h; ih++)
         for (int64_t iw = 0; iw < w; iw++)
           logical[((in * c + ic) * h + ih) * w + iw] = physical[((in * h + ih) * w + iw) * c + ic];
-}
-
-static void unravel(int64_t flat, int rank, const int64_t *dims, int64_t *coord) {
-  for (int k = rank - 1; k >= 0; k--) {
-    coord[k] = flat % dims[k];
-    flat /= dims[k];
-  }
-}
-
-static void format_dims(int rank, const int64_t *dims, char *buf, size_t size) {
-  size_t used = (size_t)snprintf(buf, size, "(");
-  for (int k = 0; k < rank && used < size; k++) {
-    used += (size_t)snprintf(buf + used, size - used, "%s%lld", k ? "," : "", (long long)dims[k]);
-  }
-  if (used < size) snprintf(buf + used, size - used, ")");
 }
 
 /* ---------------------------------------------------------------------------------------------

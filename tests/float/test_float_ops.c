@@ -18,7 +18,7 @@
 #endif
 
 #include "float/ops.h"
-#include "test_util.h"
+#include "float_test_util.h"
 
 /* The oneDNN engine and stream the conv2d cases run on. */
 static hawq_dnnl_context *dnnl_ctx;
@@ -50,48 +50,11 @@ typedef struct op_stats {
     }                                                    \
   } while (0)
 
-static void *alloc_bytes(size_t bytes) {
-  void *p = calloc(1, bytes ? bytes : 1); /* zeroed: every buffer starts defined */
-  if (!p) {
-    fprintf(stderr, "test_float_ops: out of memory (%zu bytes)\n", bytes);
-    exit(2);
-  }
-  return p;
-}
-static float *new_floats(int64_t n) {
-  return alloc_bytes((size_t)n * sizeof(float));
-}
-static double *new_doubles(int64_t n) {
-  return alloc_bytes((size_t)n * sizeof(double));
-}
-
-static void fill_uniform(test_rng *rng, float *x, int64_t n, float lo, float hi) {
-  for (int64_t i = 0; i < n; i++) x[i] = test_rng_float(rng, lo, hi);
-}
 static void fill_nan(float *x, int64_t n) {
   for (int64_t i = 0; i < n; i++) x[i] = NAN;
 }
 
-static int64_t numel_of(int rank, const int64_t *dims) {
-  int64_t n = 1;
-  for (int k = 0; k < rank; k++) n *= dims[k];
-  return n;
-}
-
 /* Logical (NCHW for rank 4) <-> physical (NHWC for rank 4); a copy for every other rank. */
-static void logical_to_physical(const float *logical, float *physical, int rank,
-                                const int64_t *dims) {
-  if (rank != 4) {
-    memcpy(physical, logical, (size_t)numel_of(rank, dims) * sizeof(float));
-    return;
-  }
-  int64_t n = dims[0], c = dims[1], h = dims[2], w = dims[3];
-  for (int64_t in = 0; in < n; in++)
-    for (int64_t ic = 0; ic < c; ic++)
-      for (int64_t ih = 0; ih < h; ih++)
-        for (int64_t iw = 0; iw < w; iw++)
-          physical[((in * h + ih) * w + iw) * c + ic] = logical[((in * c + ic) * h + ih) * w + iw];
-}
 static void physical_to_logical(const float *physical, float *logical, int rank,
                                 const int64_t *dims) {
   if (rank != 4) {
@@ -106,14 +69,6 @@ static void physical_to_logical(const float *physical, float *logical, int rank,
           logical[((in * c + ic) * h + ih) * w + iw] = physical[((in * h + ih) * w + iw) * c + ic];
 }
 
-/* Row-major coordinates of flat index `flat` in dims. */
-static void unravel(int64_t flat, int rank, const int64_t *dims, int64_t *coord) {
-  for (int k = rank - 1; k >= 0; k--) {
-    coord[k] = flat % dims[k];
-    flat /= dims[k];
-  }
-}
-
 static void format_coord(int64_t flat, int rank, const int64_t *dims, char *buf, size_t size) {
   int64_t coord[HAWQ_MAX_RANK];
   unravel(flat, rank, dims, coord);
@@ -122,14 +77,6 @@ static void format_coord(int64_t flat, int rank, const int64_t *dims, char *buf,
     used += (size_t)snprintf(buf + used, size - used, "%s%lld", k ? "," : "", (long long)coord[k]);
   }
   if (used < size) snprintf(buf + used, size - used, "]");
-}
-
-static void format_dims(int rank, const int64_t *dims, char *buf, size_t size) {
-  size_t used = (size_t)snprintf(buf, size, "(");
-  for (int k = 0; k < rank && used < size; k++) {
-    used += (size_t)snprintf(buf + used, size - used, "%s%lld", k ? "," : "", (long long)dims[k]);
-  }
-  if (used < size) snprintf(buf + used, size - used, ")");
 }
 
 typedef enum cmp_kind {
