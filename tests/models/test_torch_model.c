@@ -92,5 +92,5 @@ int main(void) {
   hawq_npy_free(&gap);
   hawq_dataset_destroy(ds);
   hawq_graph_destroy(g);
-  return test_report("test_bundled_model");
+  return test_report("test_torch_model");
 }
