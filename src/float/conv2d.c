@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "core/status.h"
-#include "float/ops.h"
+#include "float/conv2d_dnnl.h"
 
 struct hawq_conv2d {
   dnnl_primitive_t prim;
@@ -25,20 +25,48 @@ struct hawq_conv2d {
   const char *impl;     /* oneDNN's name for the kernel it chose */
 };
 
-static hawq_status dnnl_fail(hawq_error *err, const char *what, dnnl_status_t s) {
+hawq_status hawq_dnnl_fail(hawq_error *err, const char *what, dnnl_status_t s) {
   return hawq_fail(err, s == dnnl_out_of_memory ? HAWQ_ERR_NO_MEMORY : HAWQ_ERR_UNSUPPORTED,
                    "oneDNN could not %s (status %d)", what, (int)s);
+}
+
+dnnl_status_t hawq_conv2d_descs_init(const hawq_conv2d_shape *s, hawq_conv2d_descs *d) {
+  const hawq_conv_attr *a = &s->attr;
+  memset(d, 0, sizeof *d);
+  dnnl_dims_t src_dims = {s->n, s->c, s->h, s->w}, dst_dims = {s->n, s->k, s->p, s->q};
+  dnnl_dims_t bias_dims = {s->k};
+  dnnl_status_t st = dnnl_memory_desc_init_by_tag(&d->src, 4, src_dims, dnnl_f32, dnnl_nhwc);
+  if (!st) st = dnnl_memory_desc_init_by_tag(&d->dst, 4, dst_dims, dnnl_f32, dnnl_nhwc);
+  if (!st) st = dnnl_memory_desc_init_by_tag(&d->bias, 1, bias_dims, dnnl_f32, dnnl_a);
+  if (!st && a->groups == 1) {
+    dnnl_dims_t wd = {s->k, s->c, s->r, s->s};
+    st = dnnl_memory_desc_init_by_tag(&d->w_user, 4, wd, dnnl_f32, dnnl_ohwi);
+    if (!st) st = dnnl_memory_desc_init_by_tag(&d->w_any, 4, wd, dnnl_f32, dnnl_format_tag_any);
+  } else if (!st) {
+    dnnl_dims_t wd = {a->groups, s->k / a->groups, s->c / a->groups, s->r, s->s};
+    st = dnnl_memory_desc_init_by_tag(&d->w_user, 5, wd, dnnl_f32, dnnl_gohwi);
+    if (!st) st = dnnl_memory_desc_init_by_tag(&d->w_any, 5, wd, dnnl_f32, dnnl_format_tag_any);
+  }
+  d->strides[0] = a->stride[0];
+  d->strides[1] = a->stride[1];
+  d->dilates[0] = a->dilation[0] - 1; /* oneDNN counts gaps */
+  d->dilates[1] = a->dilation[1] - 1;
+  d->pad_l[0] = a->pad[0];
+  d->pad_l[1] = a->pad[1];
+  d->pad_r[0] = a->pad[2];
+  d->pad_r[1] = a->pad[3];
+  return st;
 }
 
 hawq_status hawq_dnnl_context_create(hawq_dnnl_context *ctx, hawq_error *err) {
   memset(ctx, 0, sizeof *ctx);
   dnnl_status_t s = dnnl_engine_create(&ctx->engine, dnnl_cpu, 0);
-  if (s) return dnnl_fail(err, "create a CPU engine", s);
+  if (s) return hawq_dnnl_fail(err, "create a CPU engine", s);
   s = dnnl_stream_create(&ctx->stream, ctx->engine, dnnl_stream_default_flags);
   if (s) {
     dnnl_engine_destroy(ctx->engine);
     ctx->engine = NULL;
-    return dnnl_fail(err, "create a stream", s);
+    return hawq_dnnl_fail(err, "create a stream", s);
   }
   return HAWQ_OK;
 }
@@ -88,36 +116,19 @@ hawq_status hawq_conv2d_create(const hawq_dnnl_context *ctx, const hawq_conv2d_s
                                const float *w, const float *b, hawq_act act, hawq_conv2d **out,
                                hawq_error *err) {
   *out = NULL;
-  const hawq_conv_attr *a = &s->attr;
   hawq_conv2d *c = calloc(1, sizeof *c);
   if (!c) return hawq_fail(err, HAWQ_ERR_NO_MEMORY, "out of memory");
   c->stream = ctx->stream;
-  dnnl_memory_desc_t src_md, dst_md, bias_md, wany_md, wuser_md;
-  dnnl_dims_t src_dims = {s->n, s->c, s->h, s->w}, dst_dims = {s->n, s->k, s->p, s->q};
-  dnnl_dims_t bias_dims = {s->k};
+  hawq_conv2d_descs d;
   dnnl_primitive_desc_t pd = NULL;
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t post_ops = NULL;
-  dnnl_status_t st = dnnl_memory_desc_init_by_tag(&src_md, 4, src_dims, dnnl_f32, dnnl_nhwc);
-  if (!st) st = dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dnnl_f32, dnnl_nhwc);
-  if (!st) st = dnnl_memory_desc_init_by_tag(&bias_md, 1, bias_dims, dnnl_f32, dnnl_a);
-  if (!st && a->groups == 1) {
-    dnnl_dims_t wd = {s->k, s->c, s->r, s->s};
-    st = dnnl_memory_desc_init_by_tag(&wuser_md, 4, wd, dnnl_f32, dnnl_ohwi);
-    if (!st) st = dnnl_memory_desc_init_by_tag(&wany_md, 4, wd, dnnl_f32, dnnl_format_tag_any);
-  } else if (!st) {
-    dnnl_dims_t wd = {a->groups, s->k / a->groups, s->c / a->groups, s->r, s->s};
-    st = dnnl_memory_desc_init_by_tag(&wuser_md, 5, wd, dnnl_f32, dnnl_gohwi);
-    if (!st) st = dnnl_memory_desc_init_by_tag(&wany_md, 5, wd, dnnl_f32, dnnl_format_tag_any);
-  }
+  dnnl_status_t st = hawq_conv2d_descs_init(s, &d);
   dnnl_convolution_desc_t cd;
   if (!st) {
-    dnnl_dims_t strides = {a->stride[0], a->stride[1]};
-    dnnl_dims_t dilates = {a->dilation[0] - 1, a->dilation[1] - 1}; /* oneDNN counts gaps */
-    dnnl_dims_t pad_l = {a->pad[0], a->pad[1]}, pad_r = {a->pad[2], a->pad[3]};
     st = dnnl_dilated_convolution_forward_desc_init(
-        &cd, dnnl_forward_inference, dnnl_convolution_direct, &src_md, &wany_md,
-        b ? &bias_md : NULL, &dst_md, strides, dilates, pad_l, pad_r);
+        &cd, dnnl_forward_inference, dnnl_convolution_direct, &d.src, &d.w_any, b ? &d.bias : NULL,
+        &d.dst, d.strides, d.dilates, d.pad_l, d.pad_r);
   }
   if (!st && act.on) {
     st = dnnl_primitive_attr_create(&attr);
@@ -130,12 +141,12 @@ hawq_status hawq_conv2d_create(const hawq_dnnl_context *ctx, const hawq_conv2d_s
     if (!st) st = dnnl_primitive_attr_set_post_ops(attr, post_ops);
   }
   if (st) {
-    dnnl_fail(err, "describe the convolution", st);
+    hawq_dnnl_fail(err, "describe the convolution", st);
     goto fail;
   }
   st = dnnl_primitive_desc_create(&pd, &cd, attr, ctx->engine, NULL);
   if (st) {
-    dnnl_fail(err, "find a convolution kernel", st);
+    hawq_dnnl_fail(err, "find a convolution kernel", st);
     goto fail;
   }
   const char *impl = NULL;
@@ -143,13 +154,13 @@ hawq_status hawq_conv2d_create(const hawq_dnnl_context *ctx, const hawq_conv2d_s
   c->impl = impl ? impl : "?";
   const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
   st = dnnl_memory_create(&c->weights, wmd, ctx->engine, DNNL_MEMORY_ALLOCATE);
-  if (!st) st = load_weights(ctx, &wuser_md, w, c->weights);
-  if (!st && b) st = dnnl_memory_create(&c->bias, &bias_md, ctx->engine, (void *)b);
-  if (!st) st = dnnl_memory_create(&c->src, &src_md, ctx->engine, DNNL_MEMORY_NONE);
-  if (!st) st = dnnl_memory_create(&c->dst, &dst_md, ctx->engine, DNNL_MEMORY_NONE);
+  if (!st) st = load_weights(ctx, &d.w_user, w, c->weights);
+  if (!st && b) st = dnnl_memory_create(&c->bias, &d.bias, ctx->engine, (void *)b);
+  if (!st) st = dnnl_memory_create(&c->src, &d.src, ctx->engine, DNNL_MEMORY_NONE);
+  if (!st) st = dnnl_memory_create(&c->dst, &d.dst, ctx->engine, DNNL_MEMORY_NONE);
   if (!st) st = dnnl_primitive_create(&c->prim, pd);
   if (st) {
-    dnnl_fail(err, "set up the convolution", st);
+    hawq_dnnl_fail(err, "set up the convolution", st);
     goto fail;
   }
   /* impl points into pd, which is destroyed below: keep oneDNN's static string via the
@@ -186,5 +197,5 @@ hawq_status hawq_conv2d_forward(hawq_conv2d *c, const float *in, float *out, haw
     st = dnnl_primitive_execute(c->prim, c->stream, c->bias ? 4 : 3, args);
   }
   if (!st) st = dnnl_stream_wait(c->stream);
-  return st ? dnnl_fail(err, "run a convolution", st) : HAWQ_OK;
+  return st ? hawq_dnnl_fail(err, "run a convolution", st) : HAWQ_OK;
 }

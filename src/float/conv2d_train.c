@@ -11,7 +11,7 @@
 
 #include "core/graph.h"
 #include "core/status.h"
-#include "float/ops.h"
+#include "float/conv2d_dnnl.h"
 
 /* A weight layout that may differ between the user's and a kernel's: a reorder and the memory
  * it fills (NULL when the layouts agree and the user's array is used directly). */
@@ -31,11 +31,6 @@ struct hawq_conv2d_train {
   float *diff_src_buf, *diff_w_buf, *diff_b_buf;
   int64_t src_numel, w_numel, k;
 };
-
-static hawq_status dnnl_fail(hawq_error *err, const char *what, dnnl_status_t s) {
-  return hawq_fail(err, s == dnnl_out_of_memory ? HAWQ_ERR_NO_MEMORY : HAWQ_ERR_UNSUPPORTED,
-                   "oneDNN could not %s (status %d)", what, (int)s);
-}
 
 static void weight_view_destroy(weight_view *v) {
   if (v->reorder) dnnl_primitive_destroy(v->reorder);
@@ -98,85 +93,62 @@ static dnnl_status_t weights_for_kernel(weight_view *v, dnnl_stream_t stream, co
 hawq_status hawq_conv2d_train_create(const hawq_dnnl_context *ctx, const hawq_conv2d_shape *s,
                                      bool with_bias, hawq_conv2d_train **out, hawq_error *err) {
   *out = NULL;
-  const hawq_conv_attr *a = &s->attr;
   hawq_conv2d_train *c = calloc(1, sizeof *c);
   if (!c) return hawq_fail(err, HAWQ_ERR_NO_MEMORY, "out of memory");
   c->engine = ctx->engine;
   c->stream = ctx->stream;
   c->k = s->k;
   c->src_numel = s->n * s->h * s->w * s->c;
-  c->w_numel = s->k * s->r * s->s * (s->c / a->groups);
-  dnnl_memory_desc_t src_md, dst_md, bias_md, wany_md, wuser_md;
-  memset(&src_md, 0, sizeof src_md);
-  memset(&dst_md, 0, sizeof dst_md);
-  memset(&bias_md, 0, sizeof bias_md);
-  memset(&wany_md, 0, sizeof wany_md);
-  memset(&wuser_md, 0, sizeof wuser_md);
-  dnnl_dims_t src_dims = {s->n, s->c, s->h, s->w}, dst_dims = {s->n, s->k, s->p, s->q};
-  dnnl_dims_t bias_dims = {s->k};
+  c->w_numel = s->k * s->r * s->s * (s->c / s->attr.groups);
+  hawq_conv2d_descs d;
   dnnl_primitive_desc_t fpd = NULL, dpd = NULL, wpd = NULL;
-  dnnl_status_t st = dnnl_memory_desc_init_by_tag(&src_md, 4, src_dims, dnnl_f32, dnnl_nhwc);
-  if (!st) st = dnnl_memory_desc_init_by_tag(&dst_md, 4, dst_dims, dnnl_f32, dnnl_nhwc);
-  /* Activations stay NHWC (not format "any"): a blocked layout would cost a reorder of every
-   * activation. */
-  if (!st) st = dnnl_memory_desc_init_by_tag(&bias_md, 1, bias_dims, dnnl_f32, dnnl_a);
-  if (!st && a->groups == 1) {
-    dnnl_dims_t wd = {s->k, s->c, s->r, s->s};
-    st = dnnl_memory_desc_init_by_tag(&wuser_md, 4, wd, dnnl_f32, dnnl_ohwi);
-    if (!st) st = dnnl_memory_desc_init_by_tag(&wany_md, 4, wd, dnnl_f32, dnnl_format_tag_any);
-  } else if (!st) {
-    dnnl_dims_t wd = {a->groups, s->k / a->groups, s->c / a->groups, s->r, s->s};
-    st = dnnl_memory_desc_init_by_tag(&wuser_md, 5, wd, dnnl_f32, dnnl_gohwi);
-    if (!st) st = dnnl_memory_desc_init_by_tag(&wany_md, 5, wd, dnnl_f32, dnnl_format_tag_any);
-  }
-  dnnl_dims_t strides = {a->stride[0], a->stride[1]};
-  dnnl_dims_t dilates = {a->dilation[0] - 1, a->dilation[1] - 1}; /* oneDNN counts gaps */
-  dnnl_dims_t pad_l = {a->pad[0], a->pad[1]}, pad_r = {a->pad[2], a->pad[3]};
+  dnnl_status_t st = hawq_conv2d_descs_init(s, &d);
   dnnl_convolution_desc_t fd, dd, wd;
   if (!st) {
     st = dnnl_dilated_convolution_forward_desc_init(
-        &fd, dnnl_forward_training, dnnl_convolution_direct, &src_md, &wany_md,
-        with_bias ? &bias_md : NULL, &dst_md, strides, dilates, pad_l, pad_r);
+        &fd, dnnl_forward_training, dnnl_convolution_direct, &d.src, &d.w_any,
+        with_bias ? &d.bias : NULL, &d.dst, d.strides, d.dilates, d.pad_l, d.pad_r);
   }
   if (!st) {
-    st = dnnl_dilated_convolution_backward_data_desc_init(
-        &dd, dnnl_convolution_direct, &src_md, &wany_md, &dst_md, strides, dilates, pad_l, pad_r);
+    st = dnnl_dilated_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &d.src,
+                                                          &d.w_any, &d.dst, d.strides, d.dilates,
+                                                          d.pad_l, d.pad_r);
   }
   if (!st) {
     st = dnnl_dilated_convolution_backward_weights_desc_init(
-        &wd, dnnl_convolution_direct, &src_md, &wany_md, with_bias ? &bias_md : NULL, &dst_md,
-        strides, dilates, pad_l, pad_r);
+        &wd, dnnl_convolution_direct, &d.src, &d.w_any, with_bias ? &d.bias : NULL, &d.dst,
+        d.strides, d.dilates, d.pad_l, d.pad_r);
   }
   if (st) {
-    dnnl_fail(err, "describe the training convolution", st);
+    hawq_dnnl_fail(err, "describe the training convolution", st);
     goto fail;
   }
   if ((st = dnnl_primitive_desc_create(&fpd, &fd, NULL, c->engine, NULL)) ||
       (st = dnnl_primitive_desc_create(&dpd, &dd, NULL, c->engine, fpd)) ||
       (st = dnnl_primitive_desc_create(&wpd, &wd, NULL, c->engine, fpd))) {
-    dnnl_fail(err, "find training convolution kernels", st);
+    hawq_dnnl_fail(err, "find training convolution kernels", st);
     goto fail;
   }
   const dnnl_memory_desc_t *fwd_w_md = dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
   const dnnl_memory_desc_t *bwd_w_md = dnnl_primitive_desc_query_md(dpd, dnnl_query_weights_md, 0);
   const dnnl_memory_desc_t *diff_w_md =
       dnnl_primitive_desc_query_md(wpd, dnnl_query_diff_weights_md, 0);
-  st = weight_view_init(&c->fwd_w, c->engine, &wuser_md, fwd_w_md, true);
-  if (!st) st = weight_view_init(&c->bwd_data_w, c->engine, &wuser_md, bwd_w_md, true);
-  if (!st) st = weight_view_init(&c->diff_w, c->engine, &wuser_md, diff_w_md, false);
-  if (!st) st = dnnl_memory_create(&c->src, &src_md, c->engine, DNNL_MEMORY_NONE);
-  if (!st) st = dnnl_memory_create(&c->dst, &dst_md, c->engine, DNNL_MEMORY_NONE);
-  if (!st) st = dnnl_memory_create(&c->diff_src, &src_md, c->engine, DNNL_MEMORY_NONE);
-  if (!st) st = dnnl_memory_create(&c->diff_dst, &dst_md, c->engine, DNNL_MEMORY_NONE);
-  if (!st && with_bias) st = dnnl_memory_create(&c->bias, &bias_md, c->engine, DNNL_MEMORY_NONE);
+  st = weight_view_init(&c->fwd_w, c->engine, &d.w_user, fwd_w_md, true);
+  if (!st) st = weight_view_init(&c->bwd_data_w, c->engine, &d.w_user, bwd_w_md, true);
+  if (!st) st = weight_view_init(&c->diff_w, c->engine, &d.w_user, diff_w_md, false);
+  if (!st) st = dnnl_memory_create(&c->src, &d.src, c->engine, DNNL_MEMORY_NONE);
+  if (!st) st = dnnl_memory_create(&c->dst, &d.dst, c->engine, DNNL_MEMORY_NONE);
+  if (!st) st = dnnl_memory_create(&c->diff_src, &d.src, c->engine, DNNL_MEMORY_NONE);
+  if (!st) st = dnnl_memory_create(&c->diff_dst, &d.dst, c->engine, DNNL_MEMORY_NONE);
+  if (!st && with_bias) st = dnnl_memory_create(&c->bias, &d.bias, c->engine, DNNL_MEMORY_NONE);
   if (!st && with_bias) {
-    st = dnnl_memory_create(&c->diff_bias, &bias_md, c->engine, DNNL_MEMORY_NONE);
+    st = dnnl_memory_create(&c->diff_bias, &d.bias, c->engine, DNNL_MEMORY_NONE);
   }
   if (!st) st = dnnl_primitive_create(&c->fwd, fpd);
   if (!st) st = dnnl_primitive_create(&c->bwd_data, dpd);
   if (!st) st = dnnl_primitive_create(&c->bwd_weights, wpd);
   if (st) {
-    dnnl_fail(err, "set up the training convolution", st);
+    hawq_dnnl_fail(err, "set up the training convolution", st);
     goto fail;
   }
   c->diff_src_buf = hawq_alloc_floats((size_t)c->src_numel);
@@ -214,7 +186,7 @@ hawq_status hawq_conv2d_train_forward(hawq_conv2d_train *c, const float *in, con
     st = dnnl_primitive_execute(c->fwd, c->stream, c->bias ? 4 : 3, args);
   }
   if (!st) st = dnnl_stream_wait(c->stream);
-  return st ? dnnl_fail(err, "run a training convolution", st) : HAWQ_OK;
+  return st ? hawq_dnnl_fail(err, "run a training convolution", st) : HAWQ_OK;
 }
 
 static void add_into(float *restrict dst, const float *restrict src, int64_t n) {
@@ -256,7 +228,7 @@ hawq_status hawq_conv2d_train_backward(hawq_conv2d_train *c, const float *in, co
     }
   }
   if (!st) st = dnnl_stream_wait(c->stream);
-  if (st) return dnnl_fail(err, "run a convolution backward", st);
+  if (st) return hawq_dnnl_fail(err, "run a convolution backward", st);
   if (din && !overwrite_din) add_into(din, c->diff_src_buf, c->src_numel);
   if (dw) add_into(dw, c->diff_w_buf, c->w_numel);
   if (db && c->diff_bias) add_into(db, c->diff_b_buf, c->k);

@@ -3,12 +3,30 @@
 #ifndef HAWQ_TESTS_FLOAT_TEST_UTIL_H
 #define HAWQ_TESTS_FLOAT_TEST_UTIL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "test_util.h"
+
+/* A CHECK that prints only the first MAX_REPORTS failures of an op; later ones are counted.
+ * stats is any struct with int fields cases, failed and reported. */
+#define MAX_REPORTS 5
+#define CHECK_OP(stats, cond, ...)                       \
+  do {                                                   \
+    bool check_ok_ = (cond);                             \
+    (stats)->cases++;                                    \
+    if (!check_ok_) (stats)->failed++;                   \
+    if (check_ok_ || (stats)->reported >= MAX_REPORTS) { \
+      test_checks++;                                     \
+      if (!check_ok_) test_failures++;                   \
+    } else {                                             \
+      (stats)->reported++;                               \
+      CHECK(check_ok_, __VA_ARGS__);                     \
+    }                                                    \
+  } while (0)
 
 static inline void *alloc_bytes(size_t bytes) {
   void *p = calloc(1, bytes ? bytes : 1);

@@ -31,7 +31,6 @@
 
 static const hawq_act BN_NO_ACT = {false, 0.0f, 0.0f};
 
-#define MAX_REPORTS 5
 #define DESC_SIZE 512
 /* Central-difference step: truncation error ~ h^2 |f'''| ~ 1e-12, cancellation ~ 1e-16 |L| / h
  * ~ 1e-8 for the |L| <= ~100 of these small cases (the steps actually taken, (x + h) - x, are
@@ -53,21 +52,6 @@ typedef struct grad_stats {
   int cases, failed, reported;
   double worst; /* the largest error seen */
 } grad_stats;
-
-/* A CHECK that prints only the first MAX_REPORTS failures of an op; later ones are counted. */
-#define CHECK_OP(stats, cond, ...)                       \
-  do {                                                   \
-    bool check_ok_ = (cond);                             \
-    (stats)->cases++;                                    \
-    if (!check_ok_) (stats)->failed++;                   \
-    if (check_ok_ || (stats)->reported >= MAX_REPORTS) { \
-      test_checks++;                                     \
-      if (!check_ok_) test_failures++;                   \
-    } else {                                             \
-      (stats)->reported++;                               \
-      CHECK(check_ok_, __VA_ARGS__);                     \
-    }                                                    \
-  } while (0)
 
 static float *copy_floats(const float *x, int64_t n) {
   float *y = new_floats(n);

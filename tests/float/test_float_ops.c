@@ -23,7 +23,6 @@
 /* The oneDNN engine and stream the conv2d cases run on. */
 static hawq_dnnl_context *dnnl_ctx;
 
-#define MAX_REPORTS 5
 #define DESC_SIZE 512
 
 /* ---------------------------------------------------------------------------------------------
@@ -34,21 +33,6 @@ typedef struct op_stats {
   const char *name;
   int cases, failed, reported;
 } op_stats;
-
-/* A CHECK that prints only the first MAX_REPORTS failures of an op; later ones are counted. */
-#define CHECK_OP(stats, cond, ...)                       \
-  do {                                                   \
-    bool check_ok_ = (cond);                             \
-    (stats)->cases++;                                    \
-    if (!check_ok_) (stats)->failed++;                   \
-    if (check_ok_ || (stats)->reported >= MAX_REPORTS) { \
-      test_checks++;                                     \
-      if (!check_ok_) test_failures++;                   \
-    } else {                                             \
-      (stats)->reported++;                               \
-      CHECK(check_ok_, __VA_ARGS__);                     \
-    }                                                    \
-  } while (0)
 
 static void fill_nan(float *x, int64_t n) {
   for (int64_t i = 0; i < n; i++) x[i] = NAN;
