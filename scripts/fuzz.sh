@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 corpus=build/fuzz/corpus
 rm -rf "$corpus"
-mkdir -p "$corpus/onnx" "$corpus/idx" "$corpus/npy"
+mkdir -p "$corpus/onnx" "$corpus/idx" "$corpus/npy" "$corpus/hqm"
+cp tests/quant/fixtures/*.hqm "$corpus/hqm/"
 cp tests/onnx/fixtures/*.onnx tests/cli/bad/*.onnx "$corpus/onnx/"
 [ -f tests/models/torch/fmnist_resnet14.onnx ] && cp tests/models/torch/fmnist_resnet14.onnx "$corpus/onnx/"
 cp tests/onnx/fixtures/*.npy "$corpus/npy/"
@@ -19,7 +20,7 @@ if [ -d /usr/share/datasets/fashion-mnist ]; then
   gzip -c "$corpus/idx/images" > "$corpus/idx/images.gz"
 fi
 status=0
-for target in fuzz_onnx_import:onnx fuzz_idx:idx fuzz_npy:npy; do
+for target in fuzz_onnx_import:onnx fuzz_idx:idx fuzz_npy:npy fuzz_qmodel:hqm; do
   name=${target%%:*}
   dir=${target#*:}
   bin=build/fuzz/fuzz/$name

@@ -8,7 +8,7 @@ PACKAGES="
   build-essential cmake pkg-config
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   libdnnl-dev
-  zlib1g-dev libcjson-dev libglpk-dev
+  zlib1g-dev libcjson-dev libglpk-dev libpng-dev
   clang clang-format libclang-rt-14-dev
   dataset-fashion-mnist libonnx-testdata
   python3

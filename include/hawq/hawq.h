@@ -135,6 +135,46 @@ void hawq_float_plan_destroy(hawq_float_plan *p);
  * fused into an earlier one, whose time is counted there). */
 double hawq_float_plan_node_seconds(const hawq_float_plan *p, size_t node);
 
+/* ---- Integer models (.hqm): the integer-only program made by `hawq calibrate` ----
+ *
+ * Classifying is integer-only from raw pixels to class index; the caller owns the workspace, so
+ * one loaded model serves any number of threads, each with its own workspace:
+ *
+ *   hawq_qmodel *m = NULL;
+ *   if (hawq_qmodel_load("model.hqm", &m, &err) != HAWQ_OK) { fprintf(stderr, "%s\n", err.msg); ...
+ * } hawq_qmodel_shape s = hawq_qmodel_get_shape(m); size_t ws_size = hawq_qmodel_workspace_size(m,
+ * 1); void *ws = aligned_alloc(64, ws_size);                   // a multiple of 64 bytes int32_t
+ * cls; hawq_qmodel_classify(m, pixels, 1, ws, ws_size, &cls, NULL, &err);   // pixels: h*w*c uint8
+ */
+typedef struct hawq_qmodel hawq_qmodel;
+
+hawq_status hawq_qmodel_load(const char *path, hawq_qmodel **out, hawq_error *err);
+/* name is used in messages in place of a file name (NULL: "<buffer>"). */
+hawq_status hawq_qmodel_load_buffer(const void *data, size_t size, const char *name,
+                                    hawq_qmodel **out, hawq_error *err);
+/* Writes atomically (temporary file, then rename). */
+hawq_status hawq_qmodel_save(const hawq_qmodel *m, const char *path, hawq_error *err);
+void hawq_qmodel_destroy(hawq_qmodel *m); /* NULL is fine */
+
+typedef struct hawq_qmodel_shape {
+  int64_t height, width, channels; /* the uint8 input image, NHWC */
+  int64_t classes;                 /* int32 logits per image */
+} hawq_qmodel_shape;
+hawq_qmodel_shape hawq_qmodel_get_shape(const hawq_qmodel *m);
+
+/* Bytes of workspace hawq_qmodel_classify needs for `batch` images. */
+size_t hawq_qmodel_workspace_size(const hawq_qmodel *m, int batch);
+/* Classifies `batch` images (pixels: batch x height x width x channels uint8, NHWC). classes
+ * (batch entries) gets each image's class (the first largest logit), logits (batch x classes,
+ * may be NULL) the integer logits, all at one common scale. workspace: 64-byte aligned, at
+ * least hawq_qmodel_workspace_size(m, batch) bytes. */
+hawq_status hawq_qmodel_classify(const hawq_qmodel *m, const uint8_t *pixels, int batch,
+                                 void *workspace, size_t workspace_size, int32_t *classes,
+                                 int32_t *logits, hawq_error *err);
+/* The real value of one integer logit unit (logit = q * scale): float only here, at the boundary.
+ */
+double hawq_qmodel_logit_scale(const hawq_qmodel *m);
+
 /* Layout conversion for a tensor of the given logical shape: identity unless rank is 4,
  * where physical is NHWC. src and dst must not overlap. */
 void hawq_tensor_to_physical(const float *logical, float *physical, int rank, const int64_t *dims);

@@ -14,8 +14,9 @@
 #include "data/npy.h"
 
 static const char help[] =
-    "usage: hawq eval MODEL.onnx --data D [options]\n\n"
-    "Runs the model on a labelled dataset and reports top-1 and top-5 accuracy and images/s.\n\n"
+    "usage: hawq eval MODEL.onnx|MODEL.hqm --data D [options]\n\n"
+    "Runs the model on a labelled dataset and reports top-1 and top-5 accuracy and images/s.\n"
+    "A .hqm model runs on the integer runtime (raw pixels in, integer logits out).\n\n"
     "  --data D          'fashion-mnist' (Debian package dataset-fashion-mnist) or a directory\n"
     "                    with the same IDX file names (gzipped or not)\n"
     "  --split S         test (default) or train\n"
@@ -63,6 +64,11 @@ int cmd_eval(int argc, char **argv) {
   if (!data) return cli_usage_error("eval", "--data is required");
   if (strcmp(split, "test") && strcmp(split, "train")) {
     return cli_usage_error("eval", "--split must be 'test' or 'train', got '%s'", split);
+  }
+  if (cli_is_qmodel(pos[0])) {
+    if (mean || std)
+      return cli_usage_error("eval", "--mean/--std: an integer model's preprocessing is fixed");
+    return q_eval(pos[0], data, split, limit, batch, threads, logits_path, json);
   }
 
   hawq_error err;

@@ -9,11 +9,14 @@
 #include "core/graph.h"
 
 static const char help[] =
-    "usage: hawq info MODEL.onnx [--json]\n\n"
+    "usage: hawq info MODEL.onnx|MODEL.hqm [--json] [--verbose]\n\n"
     "Describes a model: inputs and outputs (logical ONNX shapes, N = batch), the input\n"
     "preprocessing from its metadata, and every layer with output shape, parameters and MACs\n"
-    "per image.\n\n"
-    "  --json   print the same as a JSON object\n";
+    "per image. For an integer model (.hqm): every integer op with its types, weight bits,\n"
+    "output scale and dyadic rescales, the model's weight size, MACs and BOPS, and the bit\n"
+    "configuration and calibration it was made with.\n\n"
+    "  --json      print the same as a JSON object\n"
+    "  --verbose   (.hqm) every dyadic multiplier, weight scale and bias\n";
 
 static void shape_string(const hawq_tensor *t, char *buf, size_t size) {
   size_t used = 0;
@@ -47,11 +50,13 @@ static void node_detail(const hawq_graph *g, const hawq_node *n, char *buf, size
 }
 
 int cmd_info(int argc, char **argv) {
-  bool json = false;
-  const cli_opt opts[] = {{"--json", CLI_FLAG, &json, 0, 0}};
+  bool json = false, verbose = false;
+  const cli_opt opts[] = {{"--json", CLI_FLAG, &json, 0, 0},
+                          {"--verbose", CLI_FLAG, &verbose, 0, 0}};
   const char *pos[1];
-  int rc = cli_parse_model("info", help, argc, argv, opts, 1, &pos[0]);
+  int rc = cli_parse_model("info", help, argc, argv, opts, 2, &pos[0]);
   if (rc) return rc < 0 ? CLI_OK : rc;
+  if (cli_is_qmodel(pos[0])) return q_info(pos[0], json, verbose);
 
   hawq_error err;
   hawq_graph *g = NULL;

@@ -16,6 +16,9 @@ static const struct {
     {"eval", cmd_eval, "evaluate a model on a labelled dataset: top-1, top-5, throughput"},
     {"meta", cmd_meta, "show a model's metadata, or write its input preprocessing"},
     {"train", cmd_train, "train a network (built or imported) on a labelled dataset, write ONNX"},
+    {"calibrate", cmd_calibrate,
+     "post-training quantization: calibrate and lower to an integer model (.hqm)"},
+    {"run", cmd_run, "classify one image with an integer model"},
 };
 
 static void usage(FILE *f) {

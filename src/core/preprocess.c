@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,4 +101,17 @@ hawq_status hawq_preprocess_check(const hawq_preprocess *pp, int channels, const
                      pp->channels, channels, channels);
   }
   return HAWQ_OK;
+}
+
+void hawq_format_float_list(const float *v, int n, char *buf, size_t size) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int k = 0; k < n && used < size; k++) {
+    char one[32];
+    for (int digits = 1; digits <= 9; digits++) {
+      snprintf(one, sizeof one, "%.*g", digits, (double)v[k]);
+      if (strtof(one, NULL) == v[k]) break;
+    }
+    used += (size_t)snprintf(buf + used, size - used, "%s%s", k ? "," : "", one);
+  }
 }

@@ -23,6 +23,10 @@ hawq_preprocess hawq_preprocess_default(void);
 hawq_status hawq_parse_float_list(const char *s, const char *what, bool require_positive,
                                   float *out, int max, int *count, hawq_error *err);
 
+/* "a,b,c": each value the shortest decimal that hawq_parse_float_list reads back as the same
+ * float (the writers of hawq.input.* metadata). */
+void hawq_format_float_list(const float *v, int n, char *buf, size_t size);
+
 /* Replaces pp's mean and/or std (n = 0 keeps the current values). One value applies to every
  * channel; two lists longer than one must have the same length. what names the source. */
 hawq_status hawq_preprocess_set_mean_std(hawq_preprocess *pp, const float *mean, int n_mean,

@@ -535,6 +535,10 @@ const float *hawq_float_plan_output(const hawq_float_plan *p, size_t i) {
   return p->buf[p->g->outputs[i]];
 }
 
+const float *hawq_float_plan_tensor(const hawq_float_plan *p, int t) {
+  return p->buf[t];
+}
+
 size_t hawq_float_plan_output_size(const hawq_float_plan *p, size_t i) {
   int t = p->g->outputs[i];
   return (size_t)dims_numel(p->g->tensors[t].rank, p->dims[t]);

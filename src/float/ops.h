@@ -217,6 +217,9 @@ void hawq_node_forward(const hawq_graph *g, const hawq_node *n, float *const *bu
 /* A Conv node's shape for tensors of logical dims `dims` (batch filled in). */
 hawq_conv2d_shape hawq_conv2d_shape_of(const hawq_graph *g, const hawq_node *n,
                                        const int64_t (*dims)[HAWQ_MAX_RANK]);
+/* Tensor t's buffer in a plan made with keep_all (physical layout, the plan's batch), valid after
+ * a run; graph inputs are the caller's arrays. */
+const float *hawq_float_plan_tensor(const hawq_float_plan *p, int t);
 /* Monotonic clock, seconds (per-node profiling). */
 double hawq_seconds_now(void);
 hawq_pool_shape hawq_pool_shape_of(const hawq_node *n, const int64_t *in_dims,

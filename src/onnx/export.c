@@ -18,20 +18,6 @@
 /* producer_version of written models (the library's version) */
 #define HAWQ_EXPORT_VERSION "0.1.0"
 
-/* "a,b,c", each the shortest decimal that reads back as the same float. */
-static void format_list(const float *v, int n, char *buf, size_t size) {
-  size_t used = 0;
-  buf[0] = '\0';
-  for (int k = 0; k < n && used < size; k++) {
-    char one[32];
-    for (int digits = 1; digits <= 9; digits++) {
-      snprintf(one, sizeof one, "%.*g", digits, (double)v[k]);
-      if (strtof(one, NULL) == v[k]) break;
-    }
-    used += (size_t)snprintf(buf + used, size - used, "%s%s", k ? "," : "", one);
-  }
-}
-
 hawq_status hawq_onnx_write_preprocess(const char *in_path, const char *out_path,
                                        const hawq_preprocess *pp, hawq_error *err) {
   void *data;
@@ -49,9 +35,9 @@ hawq_status hawq_onnx_write_preprocess(const char *in_path, const char *out_path
   /* The kept entries plus our three, in a new array; the unpacked ones are restored before
    * protobuf-c frees the message. */
   char scale[64], mean[HAWQ_MAX_CHANNELS * 20], stdv[HAWQ_MAX_CHANNELS * 20];
-  format_list(&pp->pixel_scale, 1, scale, sizeof scale);
-  format_list(pp->mean, pp->channels, mean, sizeof mean);
-  format_list(pp->std, pp->channels, stdv, sizeof stdv);
+  hawq_format_float_list(&pp->pixel_scale, 1, scale, sizeof scale);
+  hawq_format_float_list(pp->mean, pp->channels, mean, sizeof mean);
+  hawq_format_float_list(pp->std, pp->channels, stdv, sizeof stdv);
   Onnx__StringStringEntryProto ours[3];
   const char *keys[3] = {HAWQ_META_PIXEL_SCALE, HAWQ_META_MEAN, HAWQ_META_STD};
   char *values[3] = {scale, mean, stdv};
@@ -842,9 +828,9 @@ static hawq_status build_model(exporter *ex, const hawq_onnx_write_options *opt,
     int channels = pp->channels < 1                   ? 1
                    : pp->channels > HAWQ_MAX_CHANNELS ? HAWQ_MAX_CHANNELS
                                                       : pp->channels;
-    format_list(&pp->pixel_scale, 1, scale, sizeof scale);
-    format_list(pp->mean, channels, mean, sizeof mean);
-    format_list(pp->std, channels, stdv, sizeof stdv);
+    hawq_format_float_list(&pp->pixel_scale, 1, scale, sizeof scale);
+    hawq_format_float_list(pp->mean, channels, mean, sizeof mean);
+    hawq_format_float_list(pp->std, channels, stdv, sizeof stdv);
     meta_set(ex, &meta, HAWQ_META_PIXEL_SCALE, scale);
     meta_set(ex, &meta, HAWQ_META_MEAN, mean);
     meta_set(ex, &meta, HAWQ_META_STD, stdv);
