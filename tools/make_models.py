@@ -263,6 +263,45 @@ class InceptionBit(nn.Module):
         return self.fc(y.reshape(y.shape[0], -1))
 
 
+class PlainNet(nn.Module):
+    """A plain CNN for lowering tests: conv + BN + ReLU6, a depthwise conv, a pointwise conv,
+    MaxPool, AvgPool without padding in the count, a Flatten of a 4x4 map into a Linear, and
+    a ReLU between two Linears."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 3, 1, 1, groups=8)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.pw = nn.Conv2d(8, 16, 1)
+        self.fc1 = nn.Linear(16 * 4 * 4, 32)
+        self.fc2 = nn.Linear(32, 10)
+        for bn in [self.bn1, self.bn2]:
+            bn.weight.data.uniform_(0.5, 1.5)
+            bn.bias.data.uniform_(-0.5, 0.5)
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+
+    def forward(self, x):
+        x = F.relu6(self.bn1(self.c1(x)))
+        x = F.relu(self.bn2(self.dw(x)))
+        x = F.max_pool2d(F.relu(self.pw(x)), 2)
+        x = F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
+        x = torch.flatten(x, 1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def cmd_qfixtures(args):
+    """Models for the lowering tests (tests/quant/fixtures), random weights."""
+    torch.manual_seed(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    model = PlainNet().eval()
+    path = os.path.join(args.out, "plainnet.onnx")
+    export_onnx(model, path, 13, torch.randn(1, 3, 16, 16), {})
+    print(path, os.path.getsize(path), "bytes")
+
+
 def cmd_fixtures(args):
     torch.manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
@@ -381,9 +420,12 @@ def main():
     st.add_argument("--wd", type=float, default=5e-4)
     bad = sub.add_parser("bad")
     bad.add_argument("-o", "--out", default="tests/cli/bad")
+    q = sub.add_parser("qfixtures")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("-o", "--out", default="tests/quant/fixtures")
     args = ap.parse_args()
     {"train": cmd_train, "fixtures": cmd_fixtures, "bench": cmd_bench, "bad": cmd_bad,
-     "sgdsteps": cmd_sgdsteps}[args.cmd](args)
+     "sgdsteps": cmd_sgdsteps, "qfixtures": cmd_qfixtures}[args.cmd](args)
 
 
 if __name__ == "__main__":

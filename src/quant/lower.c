@@ -134,6 +134,8 @@ typedef struct unit {
   int in[HAWQ_QMAX_INPUTS]; /* values read */
   int out;                  /* the value written */
   bool removed;             /* an Add fused into a conv */
+  bool bn_only;             /* U_CONV: a BatchNormalization alone, as a depthwise 1x1 conv */
+  int pad[4];               /* zero padding of a Pad node folded in (top, left, bottom, right) */
   int weight_bits, act_bits;
 } unit;
 
@@ -150,10 +152,11 @@ typedef struct lowering {
   const hawq_graph *g;
   const hawq_calib_range *ranges;
   const hawq_preprocess *pp;
-  int *resolve; /* per tensor: the value it stands for (through Reshape, final Softmax) */
-  int *users;   /* per tensor: number of consuming nodes (graph output counts one) */
-  int *sole;    /* per tensor: the consuming node when users == 1, else -1 */
-  int *unit_of; /* per value: the unit producing it, -1 for the graph input */
+  int *resolve;  /* per tensor: the value it stands for (through Reshape, Pad, final Softmax) */
+  int (*pad)[4]; /* per tensor: the zero padding a Pad node adds to the value it stands for */
+  int *users;    /* per tensor: number of consuming nodes (graph output counts one) */
+  int *sole;     /* per tensor: the consuming node when users == 1, else -1 */
+  int *unit_of;  /* per value: the unit producing it, -1 for the graph input */
   int n_units;
   unit *units;
   format *fmt;       /* per value */
@@ -219,6 +222,7 @@ static unit *new_unit(lowering *L, unit_kind kind, int node) {
     if (t < 0 || param(L->g, t)) continue;
     u->in[u->n_in++] = L->resolve[t];
   }
+  memcpy(u->pad, L->pad[n->inputs[0]], sizeof u->pad);
   u->out = n->output;
   return u;
 }
@@ -325,8 +329,44 @@ static hawq_status build_units(lowering *L) {
         L->resolve[n->output] = L->resolve[n->inputs[0]];
         break;
       case HAWQ_OP_BATCHNORM:
-        st = unsupported(L, k, "BatchNormalization is lowered only right after a Conv or Gemm");
-        goto fail;
+        /* not after a conv (that one was fused): a per-channel affine map, lowered as a depthwise
+         * 1x1 convolution at 8 bits */
+        u = new_unit(L, U_CONV, k);
+        u->bn_only = true;
+        take_act(L, u);
+        if (u->act >= 0) done[u->act] = true;
+        break;
+      case HAWQ_OP_PAD: {
+        /* Zero padding of H and W, folded into the convolutions and pools that read it. */
+        const hawq_pad_attr *a = &n->attr.pad;
+        int in = n->inputs[0];
+        bool ok = g->tensors[in].rank == 4 && a->value == 0 && !param(g, in);
+        for (int d = 0; ok && d < 2 * HAWQ_MAX_RANK; d++) {
+          int axis = d % HAWQ_MAX_RANK; /* begins, then ends, per logical axis (N, C, H, W) */
+          ok =
+              a->pads[d] >= 0 && a->pads[d] <= 65536 && (axis == 2 || axis == 3 || a->pads[d] == 0);
+        }
+        for (int d = 0; ok && d < 4; d++) ok = L->pad[in][d] == 0;
+        for (int j = k + 1; ok && j < g->n_nodes; j++) {
+          const hawq_node *c = &g->nodes[j];
+          if (c->inputs[0] != n->output) continue;
+          const int *cp = c->attr.pool.pad;
+          ok = c->op == HAWQ_OP_CONV || c->op == HAWQ_OP_MAXPOOL ||
+               (c->op == HAWQ_OP_AVGPOOL &&
+                (c->attr.pool.count_include_pad || !(cp[0] | cp[1] | cp[2] | cp[3])));
+        }
+        if (!ok || graph_output(g, n->output)) {
+          st = unsupported(L, k,
+                           "Pad is lowered only as zero padding of H and W read by Conv, MaxPool "
+                           "or AveragePool");
+          goto fail;
+        }
+        L->resolve[n->output] = L->resolve[in];
+        /* top, left, bottom, right */
+        static const int order[4] = {2, 3, HAWQ_MAX_RANK + 2, HAWQ_MAX_RANK + 3};
+        for (int d = 0; d < 4; d++) L->pad[n->output][d] = (int)a->pads[order[d]];
+        break;
+      }
       default:
         st = unsupported(L, k, "this op has no integer lowering");
         goto fail;
@@ -600,9 +640,12 @@ static hawq_status emit_conv(lowering *L, const unit *u) {
   /* (x points into the tensor array, which grows below: copy what is needed now) */
   const hawq_qtensor *x = &L->m->tensors[xq];
   const int64_t xmax = x->hi > -(int64_t)x->lo ? x->hi : -(int64_t)x->lo;
-  const hawq_tensor *wt = &g->tensors[fn->inputs[1]];
+  const hawq_tensor *wt = u->bn_only ? NULL : &g->tensors[fn->inputs[1]];
   int64_t K, R, S, Cg;
-  if (gemm) {
+  if (u->bn_only) {
+    K = x->c;
+    R = S = Cg = 1;
+  } else if (gemm) {
     K = wt->dims[0];
     R = x->h;
     S = x->w;
@@ -617,8 +660,10 @@ static hawq_status emit_conv(lowering *L, const unit *u) {
   }
   int64_t taps = R * S * Cg;
   /* BN folding, in double: W' = W * gamma / sqrt(var + eps), b' = (b - mean) * that + beta */
-  const float *W = wt->data;
-  const float *B = fn->n_inputs > 2 && fn->inputs[2] >= 0 ? g->tensors[fn->inputs[2]].data : NULL;
+  const float *W = u->bn_only ? NULL : wt->data;
+  const float *B =
+      !u->bn_only && fn->n_inputs > 2 && fn->inputs[2] >= 0 ? g->tensors[fn->inputs[2]].data : NULL;
+  int bn = u->bn_only ? u->node : u->bn;
   double *wf = malloc((size_t)(K * taps) * sizeof *wf);
   double *bf = malloc((size_t)K * sizeof *bf);
   int64_t h, w, c;
@@ -631,11 +676,11 @@ static hawq_status emit_conv(lowering *L, const unit *u) {
   }
   for (int64_t k = 0; k < K; k++) {
     double mul = 1, add = 0;
-    if (u->bn >= 0) {
-      const hawq_node *bn = &g->nodes[u->bn];
-      const float *gamma = g->tensors[bn->inputs[1]].data, *beta = g->tensors[bn->inputs[2]].data;
-      const float *mean = g->tensors[bn->inputs[3]].data, *var = g->tensors[bn->inputs[4]].data;
-      mul = gamma[k] / sqrt((double)var[k] + bn->attr.bn.epsilon);
+    if (bn >= 0) {
+      const hawq_node *b = &g->nodes[bn];
+      const float *gamma = g->tensors[b->inputs[1]].data, *beta = g->tensors[b->inputs[2]].data;
+      const float *mean = g->tensors[b->inputs[3]].data, *var = g->tensors[b->inputs[4]].data;
+      mul = gamma[k] / sqrt((double)var[k] + b->attr.bn.epsilon);
       add = beta[k] - mean[k] * mul;
     }
     bf[k] = (B ? B[k] : 0) * mul + add;
@@ -647,7 +692,7 @@ static hawq_status emit_conv(lowering *L, const unit *u) {
         int64_t ch = i % Cg, rs = i / Cg;
         src = ch * R * S + rs;
       }
-      wf[k * taps + i] = W[k * taps + src] * mul;
+      wf[k * taps + i] = (W ? W[k * taps + src] : 1.0) * mul;
     }
   }
   const format *fo = &L->fmt[u->out];
@@ -695,13 +740,14 @@ static hawq_status emit_conv(lowering *L, const unit *u) {
   n->weight_bits = wb;
   n->kernel[0] = (int)R;
   n->kernel[1] = (int)S;
-  if (gemm) {
-    n->stride[0] = n->stride[1] = n->dilation[0] = n->dilation[1] = n->groups = 1;
+  if (gemm || u->bn_only) {
+    n->stride[0] = n->stride[1] = n->dilation[0] = n->dilation[1] = 1;
+    n->groups = u->bn_only ? (int)K : 1;
   } else {
     const hawq_conv_attr *a = &fn->attr.conv;
     memcpy(n->stride, a->stride, sizeof n->stride);
     memcpy(n->dilation, a->dilation, sizeof n->dilation);
-    memcpy(n->pad, a->pad, sizeof n->pad);
+    for (int d = 0; d < 4; d++) n->pad[d] = a->pad[d] + u->pad[d];
     n->groups = a->groups;
   }
   int64_t row = hawq_qtype_row_bytes(wb <= 4 ? HAWQ_QT_I4 : HAWQ_QT_I8, taps);
@@ -791,8 +837,14 @@ static hawq_status emit_simple(lowering *L, const unit *u) {
       memcpy(n->kernel, a->kernel, sizeof n->kernel);
       memcpy(n->stride, a->stride, sizeof n->stride);
       memcpy(n->dilation, a->dilation, sizeof n->dilation);
-      memcpy(n->pad, a->pad, sizeof n->pad);
-      n->count_include_pad = a->count_include_pad;
+      for (int d = 0; d < 4; d++) n->pad[d] = a->pad[d] + u->pad[d];
+      /* a folded Pad's zeros count in every window, as they did in the float graph */
+      n->count_include_pad =
+          a->count_include_pad || (u->pad[0] | u->pad[1] | u->pad[2] | u->pad[3]);
+    }
+    if (u->kind == U_MAXPOOL && (u->pad[0] | u->pad[1] | u->pad[2] | u->pad[3]) && x->lo < 0) {
+      return unsupported(L, u->node,
+                         "MaxPool after a zero Pad is lowered only for a non-negative input");
     }
   }
   int n_dy = u->kind == U_ADD       ? 2
@@ -863,14 +915,14 @@ static hawq_status assign_bits(lowering *L, const hawq_bit_config *cfg) {
   const hawq_graph *g = L->g;
   int first = -1, last = -1;
   for (int i = 0; i < L->n_units; i++) {
-    if (L->units[i].kind != U_CONV || L->units[i].removed) continue;
+    if (L->units[i].kind != U_CONV || L->units[i].removed || L->units[i].bn_only) continue;
     if (first < 0) first = i;
     if (L->units[i].out == L->output) last = i;
   }
   for (int j = 0; j < cfg->n_layers; j++) {
     bool found = false;
     for (int i = 0; i < L->n_units && !found; i++) {
-      found = L->units[i].kind == U_CONV &&
+      found = L->units[i].kind == U_CONV && !L->units[i].bn_only &&
               !strcmp(g->nodes[L->units[i].node].name, cfg->layers[j].name);
     }
     if (!found) {
@@ -882,6 +934,10 @@ static hawq_status assign_bits(lowering *L, const hawq_bit_config *cfg) {
   for (int i = 0; i < L->n_units; i++) {
     unit *u = &L->units[i];
     if (u->kind != U_CONV) continue;
+    if (u->bn_only) {
+      u->weight_bits = u->act_bits = 8;
+      continue;
+    }
     u->weight_bits = cfg->weight_bits;
     u->act_bits = cfg->act_bits;
     if (cfg->pin_ends && (i == first || i == last)) u->weight_bits = u->act_bits = 8;
@@ -897,6 +953,7 @@ static hawq_status assign_bits(lowering *L, const hawq_bit_config *cfg) {
 
 static void lowering_free(lowering *L) {
   free(L->resolve);
+  free(L->pad);
   free(L->users);
   free(L->sole);
   free(L->unit_of);
@@ -910,6 +967,7 @@ static hawq_status lowering_init(lowering *L, const hawq_graph *g, hawq_error *e
   size_t n = (size_t)g->n_tensors;
   *L = (lowering){.g = g, .err = err};
   L->resolve = calloc(n, sizeof *L->resolve);
+  L->pad = calloc(n, sizeof *L->pad);
   L->users = calloc(n, sizeof *L->users);
   L->sole = calloc(n, sizeof *L->sole);
   L->unit_of = calloc(n, sizeof *L->unit_of);
@@ -917,8 +975,8 @@ static hawq_status lowering_init(lowering *L, const hawq_graph *g, hawq_error *e
   L->fmt = calloc(n, sizeof *L->fmt);
   L->qt = malloc(n * sizeof *L->qt);
   L->requant = malloc(n * sizeof *L->requant);
-  if (!L->resolve || !L->users || !L->sole || !L->unit_of || !L->units || !L->fmt || !L->qt ||
-      !L->requant) {
+  if (!L->resolve || !L->pad || !L->users || !L->sole || !L->unit_of || !L->units || !L->fmt ||
+      !L->qt || !L->requant) {
     lowering_free(L);
     return hawq_fail(err, HAWQ_ERR_NO_MEMORY, "lowering: out of memory");
   }
@@ -941,7 +999,7 @@ hawq_status hawq_resolve_bits(const hawq_graph *g, const hawq_bit_config *cfg, h
     if (!*layers) st = hawq_fail(err, HAWQ_ERR_NO_MEMORY, "out of memory");
     for (int i = 0; i < L.n_units && !st; i++) {
       const unit *u = &L.units[i];
-      if (u->kind == U_CONV)
+      if (u->kind == U_CONV && !u->bn_only)
         (*layers)[(*n)++] = (hawq_qlayer){u->node, u->weight_bits, u->act_bits};
     }
   }
@@ -953,7 +1011,7 @@ static char *bits_json(const lowering *L) {
   cJSON *o = cJSON_CreateObject(), *layers = cJSON_AddObjectToObject(o, "layers");
   for (int i = 0; i < L->n_units; i++) {
     const unit *u = &L->units[i];
-    if (u->kind != U_CONV) continue;
+    if (u->kind != U_CONV || u->bn_only) continue;
     cJSON *l = cJSON_AddObjectToObject(layers, L->g->nodes[u->node].name);
     cJSON_AddNumberToObject(l, "weight_bits", u->weight_bits);
     cJSON_AddNumberToObject(l, "act_bits", u->act_bits);
