@@ -219,6 +219,11 @@ int q_info(const char *path, bool json, bool verbose) {
         cJSON_AddNumberToObject(l, "bops", (double)c.bops);
         cJSON_AddNumberToObject(l, "bytes", (double)c.bytes);
       }
+      if (n->op == HAWQ_QOP_CONV && n->n_inputs > 1 && n->inputs[1] >= 0) {
+        cJSON *r = cJSON_AddArrayToObject(l, "residual_dyadic");
+        cJSON_AddItemToArray(r, cJSON_CreateNumber(n->residual_dyadic.m));
+        cJSON_AddItemToArray(r, cJSON_CreateNumber(n->residual_dyadic.c));
+      }
       cJSON *dy = cJSON_AddArrayToObject(l, "dyadic");
       for (int i = 0; i < n->n_dyadic; i++) {
         cJSON *d = cJSON_CreateArray();
@@ -268,9 +273,15 @@ int q_info(const char *path, bool json, bool verbose) {
       for (int i = 0; i < n->n_dyadic; i++) {
         printf("       dyadic[%d] = %d / 2^%d = %.9g", i, n->dyadic[i].m, n->dyadic[i].c,
                hawq_dyadic_value(n->dyadic[i]));
-        if (n->op == HAWQ_QOP_CONV)
-          printf("  weight scale %.6g  bias %d", n->weight_scale[i], n->bias[i]);
+        if (n->op == HAWQ_QOP_CONV) {
+          printf("  weight scale %.6g  bias %d", n->weight_scale ? n->weight_scale[i] : 0.0,
+                 n->bias[i]);
+        }
         printf("\n");
+      }
+      if (n->op == HAWQ_QOP_CONV && n->n_inputs > 1 && n->inputs[1] >= 0) {
+        printf("       residual '%s': %d / 2^%d = %.9g\n", m->tensors[n->inputs[1]].name,
+               n->residual_dyadic.m, n->residual_dyadic.c, hawq_dyadic_value(n->residual_dyadic));
       }
     }
   }
