@@ -48,8 +48,8 @@ static hawq_status parse_bits_json(const char *path, hawq_bit_config *c, hawq_er
       }
       c->pin_ends = cJSON_IsTrue(item);
     } else if (!strcmp(k, "layers")) {
-      if (!cJSON_IsObject(item)) {
-        st = hawq_fail(err, HAWQ_ERR_PARSE, "%s: 'layers' must be an object", path);
+      if (!cJSON_IsObject(item) || c->layers) {
+        st = hawq_fail(err, HAWQ_ERR_PARSE, "%s: 'layers' must be one object", path);
         break;
       }
       int n = cJSON_GetArraySize(item);
@@ -128,6 +128,7 @@ typedef struct unit {
   unit_kind kind;
   int node;     /* the main float node */
   int bn, act;  /* fused BatchNormalization and Relu/Clip nodes, or -1 */
+  int act2;     /* a second Relu/Clip right after act (ReLU6 exported as Relu, Clip), or -1 */
   int add;      /* U_CONV: the residual Add fused into it, or -1 */
   int residual; /* U_CONV: the value added as residual, or -1 */
   int n_in;
@@ -216,7 +217,8 @@ static bool param(const hawq_graph *g, int t) {
 static unit *new_unit(lowering *L, unit_kind kind, int node) {
   unit *u = &L->units[L->n_units++];
   const hawq_node *n = &L->g->nodes[node];
-  *u = (unit){.kind = kind, .node = node, .bn = -1, .act = -1, .add = -1, .residual = -1};
+  *u = (unit){
+      .kind = kind, .node = node, .bn = -1, .act = -1, .act2 = -1, .add = -1, .residual = -1};
   for (int i = 0; i < n->n_inputs; i++) {
     int t = n->inputs[i];
     if (t < 0 || param(L->g, t)) continue;
@@ -227,12 +229,14 @@ static unit *new_unit(lowering *L, unit_kind kind, int node) {
   return u;
 }
 
-/* Fuses a following Relu/Clip into u. */
-static void take_act(lowering *L, unit *u) {
-  int c = only_consumer(L, u->out);
-  if (c >= 0 && is_act(&L->g->nodes[c]) && u->act < 0) {
-    u->act = c;
+/* Fuses up to two following Relu/Clip nodes into u, marking them done. */
+static void take_act(lowering *L, unit *u, bool *done) {
+  for (int j = 0; j < 2; j++) {
+    int c = only_consumer(L, u->out);
+    if (c < 0 || !is_act(&L->g->nodes[c]) || u->act2 >= 0) return;
+    *(u->act < 0 ? &u->act : &u->act2) = c;
     u->out = L->g->nodes[c].output;
+    done[c] = true;
   }
 }
 
@@ -264,8 +268,7 @@ static hawq_status build_units(lowering *L) {
           done[c] = true;
           u->out = g->nodes[c].output;
         }
-        take_act(L, u);
-        if (u->act >= 0) done[u->act] = true;
+        take_act(L, u, done);
         break;
       }
       case HAWQ_OP_ADD: {
@@ -277,8 +280,7 @@ static hawq_status build_units(lowering *L) {
           goto fail;
         }
         u = new_unit(L, U_ADD, k);
-        take_act(L, u);
-        if (u->act >= 0) done[u->act] = true;
+        take_act(L, u, done);
         break;
       }
       case HAWQ_OP_RELU:
@@ -333,8 +335,7 @@ static hawq_status build_units(lowering *L) {
          * 1x1 convolution at 8 bits */
         u = new_unit(L, U_CONV, k);
         u->bn_only = true;
-        take_act(L, u);
-        if (u->act >= 0) done[u->act] = true;
+        take_act(L, u, done);
         break;
       case HAWQ_OP_PAD: {
         /* Zero padding of H and W, folded into the convolutions and pools that read it. */
@@ -410,6 +411,7 @@ static void fuse_residual_adds(lowering *L) {
     c->add = a->node;
     c->residual = other;
     c->act = a->act;
+    c->act2 = a->act2;
     c->out = a->out;
     L->unit_of[a->out] = best;
     a->removed = true;
@@ -484,7 +486,9 @@ static hawq_status decide_formats(lowering *L) {
     int bits = demand[v] ? demand[v] : 16;
     double lo, hi;
     value_range(L, v, &lo, &hi);
-    bool nonneg = lo >= 0 || (i >= 0 && act_nonnegative(g, L->units[i].act));
+    bool nonneg =
+        lo >= 0 ||
+        (i >= 0 && (act_nonnegative(g, L->units[i].act) || act_nonnegative(g, L->units[i].act2)));
     set_format(f, bits, nonneg && bits != 32, nonneg ? hi : fmax(fabs(lo), fabs(hi)));
     if (i < 0) break;
     /* this unit's inputs: demands from this consumer */
@@ -574,11 +578,8 @@ static hawq_status conv_input(lowering *L, int v, int bits, int *out) {
   return HAWQ_OK;
 }
 
-/* The output clamp of a unit: its format's range narrowed by a fused Relu/Clip. */
-static void act_clamp(const lowering *L, int act, const format *f, int32_t *lo, int32_t *hi) {
-  *lo = f->lo;
-  *hi = f->hi;
-  if (act < 0) return;
+/* Narrows [lo, hi] by one Relu/Clip node, in the units of format f. */
+static void narrow(const lowering *L, int act, const format *f, int32_t *lo, int32_t *hi) {
   const hawq_node *n = &L->g->nodes[act];
   double a = 0, b = INFINITY;
   if (n->op == HAWQ_OP_CLIP) {
@@ -588,6 +589,16 @@ static void act_clamp(const lowering *L, int act, const format *f, int32_t *lo, 
   double qa = round(a / f->scale), qb = round(b / f->scale);
   if (qa > *lo) *lo = qa > *hi ? *hi : (int32_t)qa;
   if (qb < *hi) *hi = qb < *lo ? *lo : (int32_t)qb;
+}
+
+/* The output clamp of a unit: its format's range narrowed by its fused Relu/Clip nodes. */
+static void act_clamp(const lowering *L, const unit *u, const format *f, int32_t *lo, int32_t *hi) {
+  *lo = f->lo;
+  *hi = f->hi;
+  for (int j = 0; j < 2; j++) {
+    int act = j ? u->act2 : u->act;
+    if (act >= 0) narrow(L, act, f, lo, hi);
+  }
 }
 
 static hawq_status emit_input(lowering *L) {
@@ -793,7 +804,7 @@ static hawq_status emit_conv(lowering *L, const unit *u) {
     if ((st = dyadic(L, u->add, "residual", r, &n->residual_dyadic))) goto done;
   }
   int32_t lo, hi;
-  act_clamp(L, u->act, fo, &lo, &hi);
+  act_clamp(L, u, fo, &lo, &hi);
   L->m->tensors[out_t].lo = lo;
   L->m->tensors[out_t].hi = hi;
 done:
@@ -869,7 +880,7 @@ static hawq_status emit_simple(lowering *L, const unit *u) {
   if (st) return st;
   if (u->kind == U_ADD || u->kind == U_ACT) {
     int32_t lo, hi;
-    act_clamp(L, u->act, fo, &lo, &hi);
+    act_clamp(L, u, fo, &lo, &hi);
     L->m->tensors[out_t].lo = lo;
     L->m->tensors[out_t].hi = hi;
   }

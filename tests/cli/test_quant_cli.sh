@@ -72,6 +72,17 @@ if [ -n "${HAWQ_CLASSIFY:-}" ]; then
   [ "$(sed -n '1p' "$tmp/ex")" = "0 $cls" ] || fail "example's class for image 0 is not hawq run's ($cls)"
 fi
 
+# a bit configuration file: one layer at W4A4 (its input requantized to 4 bits), the rest at 8
+cat > "$tmp/mixed.json" <<'JSON'
+{"weight_bits": 8, "act_bits": 8,
+ "layers": {"/layers/layers.1/conv1/Conv": {"weight_bits": 4, "act_bits": 2}}}
+JSON
+expect 0 "wrote" -- "$HAWQ" calibrate "$MODEL" --data fashion-mnist --bits "$tmp/mixed.json" --calib-images 64 -o "$tmp/mixed.hqm"
+"$HAWQ" info "$tmp/mixed.hqm" > "$tmp/info"
+grep -Eq '/layers/layers.1/conv1/Conv +QConv +u4->' "$tmp/info" || fail "mixed: layers.1/conv1 does not read 4-bit storage: $(grep layers.1/conv1 "$tmp/info")"
+[ "$(grep -Ec ' QConv +[a-z0-9]+->[a-z0-9]+ +4 ' "$tmp/info")" -eq 1 ] || fail "mixed: expected exactly one conv with 4-bit weights"
+grep -q '"/layers/layers.1/conv1/Conv":{"weight_bits":4,"act_bits":2}' "$tmp/info" || fail "mixed: bits not recorded"
+
 # errors
 expect 1 "--bits is required" -- "$HAWQ" calibrate "$MODEL" --data fashion-mnist -o "$tmp/x.hqm"
 expect 1 "--bits '9': bits must be in \[2, 8\]" -- "$HAWQ" calibrate "$MODEL" --data fashion-mnist --bits 9 -o "$tmp/x.hqm"
