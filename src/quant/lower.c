@@ -122,7 +122,15 @@ void hawq_bit_config_free(hawq_bit_config *c) {
 
 /* ---- pass 1: units ---- */
 
-typedef enum unit_kind { U_CONV, U_ADD, U_MAXPOOL, U_AVGPOOL, U_CONCAT, U_ACT } unit_kind;
+typedef enum unit_kind {
+  U_CONV,
+  U_ADD,
+  U_MAXPOOL,
+  U_AVGPOOL,
+  U_CONCAT,
+  U_ACT,
+  U_LEAKY /* LeakyRelu: max(x, 0) + alpha * min(x, 0), as two clamping QRequants and a QAdd */
+} unit_kind;
 
 typedef struct unit {
   unit_kind kind;
@@ -135,8 +143,11 @@ typedef struct unit {
   int in[HAWQ_QMAX_INPUTS]; /* values read */
   int out;                  /* the value written */
   bool removed;             /* an Add fused into a conv */
-  bool bn_only;             /* U_CONV: a BatchNormalization alone, as a depthwise 1x1 conv */
-  int pad[4];               /* zero padding of a Pad node folded in (top, left, bottom, right) */
+  /* U_CONV: a per-channel affine map y = aff_a[c] x + aff_b[c] (a BatchNormalization not after a
+   * conv, Mul/Add/Sub/Div by constants, or a chain of them), lowered as a depthwise 1x1 conv */
+  bool affine;
+  double *aff_a, *aff_b;
+  int pad[4]; /* zero padding of a Pad node folded in (top, left, bottom, right) */
   int weight_bits, act_bits;
 } unit;
 
@@ -240,6 +251,121 @@ static void take_act(lowering *L, unit *u, bool *done) {
   }
 }
 
+/* The channel count of an activation: logical axis 1 of an image, the last axis of a vector. */
+static int64_t channels_of(const hawq_tensor *t) {
+  return t->rank == 4 ? t->dims[1] : t->dims[t->rank - 1];
+}
+
+/* Constant operand of arithmetic node k with activation x: its value for channel c of x, when it
+ * is a scalar or one value per channel (broadcast along x's channel axis only). */
+static bool per_channel_const(const hawq_graph *g, const hawq_tensor *x, const hawq_tensor *k,
+                              int64_t ch, double *v) {
+  int64_t n = hawq_tensor_numel(k), c = channels_of(x);
+  int axis = x->rank == 4 ? 1 : x->rank - 1, at = k->rank - x->rank + axis;
+  (void)g;
+  if (n == 1) {
+    *v = k->data[0];
+    return true;
+  }
+  if (n != c || at < 0 || at >= k->rank || k->dims[at] != c) return false;
+  *v = k->data[ch]; /* every other dimension is 1, so the layout is the channel order */
+  return true;
+}
+
+/* Node k as y = a[c] x + b[c] over the c channels of its activation input x, or false. */
+static bool node_affine(const lowering *L, int k, double *a, double *b) {
+  const hawq_graph *g = L->g;
+  const hawq_node *n = &g->nodes[k];
+  if (n->op == HAWQ_OP_BATCHNORM) {
+    const hawq_tensor *x = &g->tensors[n->inputs[0]];
+    for (int64_t c = 0; c < channels_of(x); c++) {
+      double gamma = g->tensors[n->inputs[1]].data[c], beta = g->tensors[n->inputs[2]].data[c];
+      double mean = g->tensors[n->inputs[3]].data[c], var = g->tensors[n->inputs[4]].data[c];
+      a[c] = gamma / sqrt(var + n->attr.bn.epsilon);
+      b[c] = beta - mean * a[c];
+    }
+    return true;
+  }
+  if ((n->op != HAWQ_OP_MUL && n->op != HAWQ_OP_ADD && n->op != HAWQ_OP_SUB &&
+       n->op != HAWQ_OP_DIV) ||
+      n->n_inputs != 2) {
+    return false;
+  }
+  int xi = param(g, n->inputs[0]) ? 1 : 0;
+  if (param(g, n->inputs[xi]) || !param(g, n->inputs[1 - xi])) return false;
+  const hawq_tensor *x = &g->tensors[n->inputs[xi]], *k_t = &g->tensors[n->inputs[1 - xi]];
+  const hawq_tensor *y = &g->tensors[n->output];
+  if (y->rank != x->rank || (x->rank != 4 && x->rank != 2)) return false;
+  for (int d = 0; d < x->rank; d++) {
+    if (y->dims[d] != x->dims[d]) return false; /* the constant must not widen x */
+  }
+  if (n->op == HAWQ_OP_DIV && xi == 1) return false; /* c / x is not affine */
+  for (int64_t c = 0; c < channels_of(x); c++) {
+    double v;
+    if (!per_channel_const(g, x, k_t, c, &v)) return false;
+    switch (n->op) {
+      case HAWQ_OP_MUL:
+        a[c] = v, b[c] = 0;
+        break;
+      case HAWQ_OP_ADD:
+        a[c] = 1, b[c] = v;
+        break;
+      case HAWQ_OP_SUB:
+        a[c] = xi == 0 ? 1 : -1, b[c] = xi == 0 ? -v : v;
+        break;
+      default:
+        if (v == 0 || !isfinite(1 / v)) return false;
+        a[c] = 1 / v, b[c] = 0;
+        break;
+    }
+  }
+  return true;
+}
+
+/* An affine unit from node k and the affine nodes that follow it alone, composed. */
+static hawq_status affine_unit(lowering *L, int k, bool *done, unit **out) {
+  const hawq_graph *g = L->g;
+  const hawq_node *n = &g->nodes[k];
+  int xi = n->n_inputs == 2 && param(g, n->inputs[0]) ? 1 : 0;
+  int64_t c = channels_of(&g->tensors[n->inputs[xi]]);
+  double *a = malloc((size_t)c * sizeof *a), *b = malloc((size_t)c * sizeof *b);
+  double *a2 = malloc((size_t)c * sizeof *a2), *b2 = malloc((size_t)c * sizeof *b2);
+  hawq_status st = HAWQ_OK;
+  if (!a || !b || !a2 || !b2) {
+    st = hawq_fail(L->err, HAWQ_ERR_NO_MEMORY, "lowering: out of memory");
+  } else if (!node_affine(L, k, a, b)) {
+    st = unsupported(L, k,
+                     n->op == HAWQ_OP_BATCHNORM
+                         ? "BatchNormalization is lowered on images and vectors only"
+                         : "arithmetic is lowered only between an activation and a constant that "
+                           "is a scalar or one value per channel (or an Add of two activations)");
+  }
+  if (st) {
+    free(a), free(b), free(a2), free(b2);
+    return st;
+  }
+  unit *u = new_unit(L, U_CONV, k);
+  u->n_in = 1;
+  u->in[0] = L->resolve[n->inputs[xi]];
+  memcpy(u->pad, L->pad[n->inputs[xi]], sizeof u->pad);
+  u->affine = true;
+  u->aff_a = a;
+  u->aff_b = b;
+  for (int next; (next = only_consumer(L, u->out)) >= 0 && node_affine(L, next, a2, b2);) {
+    for (int64_t i = 0; i < c; i++) {
+      b[i] = a2[i] * b[i] + b2[i];
+      a[i] *= a2[i];
+    }
+    done[next] = true;
+    u->out = g->nodes[next].output;
+  }
+  free(a2);
+  free(b2);
+  take_act(L, u, done);
+  *out = u;
+  return HAWQ_OK;
+}
+
 static hawq_status build_units(lowering *L) {
   const hawq_graph *g = L->g;
   hawq_status st;
@@ -272,6 +398,10 @@ static hawq_status build_units(lowering *L) {
         break;
       }
       case HAWQ_OP_ADD: {
+        if (param(g, n->inputs[0]) || param(g, n->inputs[1])) {
+          if ((st = affine_unit(L, k, done, &u))) goto fail;
+          break;
+        }
         const hawq_tensor *a = &g->tensors[n->inputs[0]], *b = &g->tensors[n->inputs[1]];
         bool same = !param(g, n->inputs[0]) && !param(g, n->inputs[1]) && a->rank == b->rank;
         for (int d = 0; same && d < a->rank; d++) same = a->dims[d] == b->dims[d];
@@ -331,11 +461,19 @@ static hawq_status build_units(lowering *L) {
         L->resolve[n->output] = L->resolve[n->inputs[0]];
         break;
       case HAWQ_OP_BATCHNORM:
-        /* not after a conv (that one was fused): a per-channel affine map, lowered as a depthwise
-         * 1x1 convolution at 8 bits */
-        u = new_unit(L, U_CONV, k);
-        u->bn_only = true;
-        take_act(L, u, done);
+      case HAWQ_OP_MUL:
+      case HAWQ_OP_SUB:
+      case HAWQ_OP_DIV:
+        /* a BatchNormalization not after a conv (that one was fused), or arithmetic with a
+         * constant */
+        if ((st = affine_unit(L, k, done, &u))) goto fail;
+        break;
+      case HAWQ_OP_LEAKY_RELU:
+        if (!(n->attr.leaky.alpha > 0)) {
+          st = unsupported(L, k, "LeakyRelu is lowered only with alpha > 0");
+          goto fail;
+        }
+        u = new_unit(L, U_LEAKY, k);
         break;
       case HAWQ_OP_PAD: {
         /* Zero padding of H and W, folded into the convolutions and pools that read it. */
@@ -651,9 +789,9 @@ static hawq_status emit_conv(lowering *L, const unit *u) {
   /* (x points into the tensor array, which grows below: copy what is needed now) */
   const hawq_qtensor *x = &L->m->tensors[xq];
   const int64_t xmax = x->hi > -(int64_t)x->lo ? x->hi : -(int64_t)x->lo;
-  const hawq_tensor *wt = u->bn_only ? NULL : &g->tensors[fn->inputs[1]];
+  const hawq_tensor *wt = u->affine ? NULL : &g->tensors[fn->inputs[1]];
   int64_t K, R, S, Cg;
-  if (u->bn_only) {
+  if (u->affine) {
     K = x->c;
     R = S = Cg = 1;
   } else if (gemm) {
@@ -671,10 +809,10 @@ static hawq_status emit_conv(lowering *L, const unit *u) {
   }
   int64_t taps = R * S * Cg;
   /* BN folding, in double: W' = W * gamma / sqrt(var + eps), b' = (b - mean) * that + beta */
-  const float *W = u->bn_only ? NULL : wt->data;
+  const float *W = u->affine ? NULL : wt->data; /* affine: aff_a is the weight */
   const float *B =
-      !u->bn_only && fn->n_inputs > 2 && fn->inputs[2] >= 0 ? g->tensors[fn->inputs[2]].data : NULL;
-  int bn = u->bn_only ? u->node : u->bn;
+      !u->affine && fn->n_inputs > 2 && fn->inputs[2] >= 0 ? g->tensors[fn->inputs[2]].data : NULL;
+  int bn = u->affine ? -1 : u->bn;
   double *wf = malloc((size_t)(K * taps) * sizeof *wf);
   double *bf = malloc((size_t)K * sizeof *bf);
   int64_t h, w, c;
@@ -694,6 +832,7 @@ static hawq_status emit_conv(lowering *L, const unit *u) {
       mul = gamma[k] / sqrt((double)var[k] + b->attr.bn.epsilon);
       add = beta[k] - mean[k] * mul;
     }
+    if (u->affine) mul = u->aff_a[k], add = u->aff_b[k];
     bf[k] = (B ? B[k] : 0) * mul + add;
     for (int64_t i = 0; i < taps; i++) {
       /* NHWC tap order (r, s, c); a Gemm after a flatten of (C, H, W) reads column c*H*W + r*W + s
@@ -751,9 +890,9 @@ static hawq_status emit_conv(lowering *L, const unit *u) {
   n->weight_bits = wb;
   n->kernel[0] = (int)R;
   n->kernel[1] = (int)S;
-  if (gemm || u->bn_only) {
+  if (gemm || u->affine) {
     n->stride[0] = n->stride[1] = n->dilation[0] = n->dilation[1] = 1;
-    n->groups = u->bn_only ? (int)K : 1;
+    n->groups = u->affine ? (int)K : 1;
   } else {
     const hawq_conv_attr *a = &fn->attr.conv;
     memcpy(n->stride, a->stride, sizeof n->stride);
@@ -811,6 +950,49 @@ done:
   free(wf);
   free(bf);
   return st;
+}
+
+/* LeakyRelu: y = max(x, 0) + alpha * min(x, 0). Both parts keep x's integers and scale, each a
+ * clamping QRequant by the identity; the QAdd rescales them to y, alpha folded into the second
+ * part's dyadic. */
+static hawq_status emit_leaky(lowering *L, const unit *u) {
+  const hawq_graph *g = L->g;
+  const hawq_node *fn = &g->nodes[u->node];
+  int64_t h, w, c;
+  value_shape(g, u->out, &h, &w, &c);
+  const format *fi = &L->fmt[u->in[0]], *fo = &L->fmt[u->out];
+  int xq = L->qt[u->in[0]], parts[2];
+  hawq_dyadic identity;
+  hawq_status st = dyadic(L, u->node, "identity", 1.0, &identity);
+  for (int j = 0; j < 2 && !st; j++) {
+    char name[512];
+    snprintf(name, sizeof name, "%s.%s", fn->name, j ? "neg" : "pos");
+    format f = *fi;
+    if (j)
+      f.hi = f.lo < 0 ? 0 : f.lo; /* min(x, 0) */
+    else
+      f.lo = f.hi > 0 ? 0 : f.hi; /* max(x, 0) */
+    if ((parts[j] = add_qtensor(L, name, &f, h, w, c)) < 0) return oom(L);
+    int k = hawq_qmodel_add_node(L->m, HAWQ_QOP_REQUANT, name, 1, (int[]){xq}, parts[j]);
+    if (k < 0 || !(L->m->nodes[k].dyadic = malloc(sizeof(hawq_dyadic)))) return oom(L);
+    L->m->nodes[k].n_dyadic = 1;
+    L->m->nodes[k].dyadic[0] = identity;
+  }
+  if (st) return st;
+  int out_t = add_qtensor(L, g->tensors[u->out].name, fo, h, w, c);
+  if (out_t < 0) return oom(L);
+  L->qt[u->out] = out_t;
+  int k = hawq_qmodel_add_node(L->m, HAWQ_QOP_ADD, fn->name, 2, parts, out_t);
+  if (k < 0) return oom(L);
+  hawq_qnode *n = &L->m->nodes[k];
+  if (!(n->dyadic = malloc(2 * sizeof *n->dyadic))) return oom(L);
+  n->n_dyadic = 2;
+  if ((st = dyadic(L, u->node, "input", fi->scale / fo->scale, &n->dyadic[0])) ||
+      (st = dyadic(L, u->node, "input", fn->attr.leaky.alpha * fi->scale / fo->scale,
+                   &n->dyadic[1]))) {
+    return st;
+  }
+  return HAWQ_OK;
 }
 
 static hawq_status emit_simple(lowering *L, const unit *u) {
@@ -926,14 +1108,14 @@ static hawq_status assign_bits(lowering *L, const hawq_bit_config *cfg) {
   const hawq_graph *g = L->g;
   int first = -1, last = -1;
   for (int i = 0; i < L->n_units; i++) {
-    if (L->units[i].kind != U_CONV || L->units[i].removed || L->units[i].bn_only) continue;
+    if (L->units[i].kind != U_CONV || L->units[i].removed || L->units[i].affine) continue;
     if (first < 0) first = i;
     if (L->units[i].out == L->output) last = i;
   }
   for (int j = 0; j < cfg->n_layers; j++) {
     bool found = false;
     for (int i = 0; i < L->n_units && !found; i++) {
-      found = L->units[i].kind == U_CONV && !L->units[i].bn_only &&
+      found = L->units[i].kind == U_CONV && !L->units[i].affine &&
               !strcmp(g->nodes[L->units[i].node].name, cfg->layers[j].name);
     }
     if (!found) {
@@ -945,7 +1127,7 @@ static hawq_status assign_bits(lowering *L, const hawq_bit_config *cfg) {
   for (int i = 0; i < L->n_units; i++) {
     unit *u = &L->units[i];
     if (u->kind != U_CONV) continue;
-    if (u->bn_only) {
+    if (u->affine) {
       u->weight_bits = u->act_bits = 8;
       continue;
     }
@@ -968,6 +1150,10 @@ static void lowering_free(lowering *L) {
   free(L->users);
   free(L->sole);
   free(L->unit_of);
+  for (int i = 0; L->units && i < L->n_units; i++) {
+    free(L->units[i].aff_a);
+    free(L->units[i].aff_b);
+  }
   free(L->units);
   free(L->fmt);
   free(L->qt);
@@ -1010,7 +1196,7 @@ hawq_status hawq_resolve_bits(const hawq_graph *g, const hawq_bit_config *cfg, h
     if (!*layers) st = hawq_fail(err, HAWQ_ERR_NO_MEMORY, "out of memory");
     for (int i = 0; i < L.n_units && !st; i++) {
       const unit *u = &L.units[i];
-      if (u->kind == U_CONV && !u->bn_only)
+      if (u->kind == U_CONV && !u->affine)
         (*layers)[(*n)++] = (hawq_qlayer){u->node, u->weight_bits, u->act_bits};
     }
   }
@@ -1022,7 +1208,7 @@ static char *bits_json(const lowering *L) {
   cJSON *o = cJSON_CreateObject(), *layers = cJSON_AddObjectToObject(o, "layers");
   for (int i = 0; i < L->n_units; i++) {
     const unit *u = &L->units[i];
-    if (u->kind != U_CONV || u->bn_only) continue;
+    if (u->kind != U_CONV || u->affine) continue;
     cJSON *l = cJSON_AddObjectToObject(layers, L->g->nodes[u->node].name);
     cJSON_AddNumberToObject(l, "weight_bits", u->weight_bits);
     cJSON_AddNumberToObject(l, "act_bits", u->act_bits);
@@ -1066,7 +1252,9 @@ hawq_status hawq_lower(const hawq_graph *g, const hawq_calib_range *ranges,
   for (int i = 0; i < L.n_units && !st; i++) {
     const unit *u = &L.units[i];
     if (u->removed) continue;
-    st = u->kind == U_CONV ? emit_conv(&L, u) : emit_simple(&L, u);
+    st = u->kind == U_CONV    ? emit_conv(&L, u)
+         : u->kind == U_LEAKY ? emit_leaky(&L, u)
+                              : emit_simple(&L, u);
   }
   if (st) goto done;
   L.m->output = L.qt[L.output];

@@ -95,33 +95,86 @@ static int find_node(const hawq_graph *g, const char *name) {
   return -1;
 }
 
-/* W' (K x taps, NHWC tap order) and b' of a Conv/Gemm node, BatchNorm folded when its output goes
- * to one; a BatchNormalization alone is a 1-tap depthwise conv. A Gemm reading a flattened
- * (C, H, W) map has its columns in C, H, W order: rs = H*W > 1 reorders them. */
-static void folded(const hawq_graph *g, int k, int64_t K, int64_t taps, int64_t rs, double *w,
-                   double *bias) {
+/* Channel o's value of a constant operand: one value, or one per channel. */
+static double constant(const hawq_tensor *t, int64_t o) {
+  return hawq_tensor_numel(t) == 1 ? t->data[0] : t->data[o];
+}
+
+/* The float node k applied to v, channel o, for the elementwise ops an affine chain holds. */
+static double apply(const hawq_graph *g, const hawq_node *n, int64_t o, double v) {
+  if (n->op == HAWQ_OP_BATCHNORM) {
+    double gamma = g->tensors[n->inputs[1]].data[o], beta = g->tensors[n->inputs[2]].data[o];
+    double mean = g->tensors[n->inputs[3]].data[o], var = g->tensors[n->inputs[4]].data[o];
+    return (v - mean) / sqrt(var + n->attr.bn.epsilon) * gamma + beta;
+  }
+  bool first = g->tensors[n->inputs[0]].kind != HAWQ_TENSOR_PARAM; /* activation first */
+  double k = constant(&g->tensors[n->inputs[first ? 1 : 0]], o);
+  switch (n->op) {
+    case HAWQ_OP_MUL:
+      return v * k;
+    case HAWQ_OP_ADD:
+      return v + k;
+    case HAWQ_OP_SUB:
+      return first ? v - k : k - v;
+    case HAWQ_OP_DIV:
+      return v / k;
+    default:
+      REQUIRE(0, "node '%s' (%s) in an affine chain", n->name, n->op_type);
+  }
+  return 0;
+}
+
+/* The consumer of tensor t, or -1. */
+static int consumer(const hawq_graph *g, int t) {
+  for (int j = 0; j < g->n_nodes; j++) {
+    for (int i = 0; i < g->nodes[j].n_inputs; i++) {
+      if (g->nodes[j].inputs[i] == t) return j;
+    }
+  }
+  return -1;
+}
+
+/* W' (K x taps, NHWC tap order) and b' of the float op behind integer conv `out`, which starts at
+ * node k: a Conv/Gemm with BatchNorm folded when its output goes to one (a Gemm reading a
+ * flattened (C, H, W) map has its columns in C, H, W order: rs = H*W > 1 reorders them), or a
+ * chain of BatchNorm / arithmetic-with-a-constant nodes, evaluated node by node (1 tap per
+ * channel) up to the node writing `out` or the Relu/Clip before it. */
+static void folded(const hawq_graph *g, int k, const char *out, int64_t K, int64_t taps, int64_t rs,
+                   double *w, double *bias) {
   const hawq_node *n = &g->nodes[k];
-  int bn = n->op == HAWQ_OP_BATCHNORM ? k : -1;
+  if (n->op != HAWQ_OP_CONV && n->op != HAWQ_OP_GEMM) {
+    for (int64_t o = 0; o < K; o++) {
+      double v0 = 0, v1 = 1;
+      for (int j = k; j >= 0;) {
+        const hawq_node *c = &g->nodes[j];
+        if (c->op == HAWQ_OP_RELU || c->op == HAWQ_OP_CLIP) break;
+        v0 = apply(g, c, o, v0);
+        v1 = apply(g, c, o, v1);
+        if (!strcmp(g->tensors[c->output].name, out)) break;
+        j = consumer(g, c->output);
+      }
+      w[o] = v1 - v0;
+      bias[o] = v0;
+    }
+    return;
+  }
+  int bn = -1;
   for (int j = k + 1; j < g->n_nodes && bn < 0; j++) {
     if (g->nodes[j].op == HAWQ_OP_BATCHNORM && g->nodes[j].inputs[0] == n->output) bn = j;
   }
-  const float *W = bn == k ? NULL : g->tensors[n->inputs[1]].data;
-  const float *B =
-      bn != k && n->n_inputs > 2 && n->inputs[2] >= 0 ? g->tensors[n->inputs[2]].data : NULL;
+  const float *W = g->tensors[n->inputs[1]].data;
+  const float *B = n->n_inputs > 2 && n->inputs[2] >= 0 ? g->tensors[n->inputs[2]].data : NULL;
   int64_t c = taps / rs;
   for (int64_t o = 0; o < K; o++) {
     double a = 1, add = 0;
     if (bn >= 0) {
-      const hawq_node *bnn = &g->nodes[bn];
-      double gamma = g->tensors[bnn->inputs[1]].data[o], beta = g->tensors[bnn->inputs[2]].data[o];
-      double mean = g->tensors[bnn->inputs[3]].data[o], var = g->tensors[bnn->inputs[4]].data[o];
-      a = gamma / sqrt(var + bnn->attr.bn.epsilon);
-      add = beta - mean * a;
+      a = apply(g, &g->nodes[bn], o, 1) - apply(g, &g->nodes[bn], o, 0);
+      add = apply(g, &g->nodes[bn], o, 0);
     }
     bias[o] = (B ? B[o] : 0) * a + add;
     for (int64_t i = 0; i < taps; i++) {
       int64_t src = rs > 1 ? (i % c) * rs + i / c : i;
-      w[o * taps + i] = (W ? W[o * taps + src] : 1.0) * a;
+      w[o * taps + i] = W[o * taps + src] * a;
     }
   }
 }
@@ -135,7 +188,7 @@ static void check_conv(ctx *c, const hawq_qnode *n) {
           taps = n->kernel[0] * n->kernel[1] * cg;
   int64_t rs = c->g->nodes[k].op == HAWQ_OP_GEMM ? n->kernel[0] * n->kernel[1] : 1;
   double *w = malloc((size_t)(K * taps) * sizeof *w), *bias = malloc((size_t)K * sizeof *bias);
-  folded(c->g, k, K, taps, rs, w, bias);
+  folded(c->g, k, y->name, K, taps, rs, w, bias);
   int32_t qmax = (1 << (n->weight_bits - 1)) - 1;
   int64_t row = hawq_qtype_row_bytes(n->weight_bits <= 4 ? HAWQ_QT_I4 : HAWQ_QT_I8, taps);
   for (int64_t o = 0; o < K; o++) {
@@ -193,7 +246,12 @@ static void check_other(ctx *c, const hawq_qnode *n) {
     for (int64_t pix = 0; pix < y->h * y->w; pix++) {
       for (int64_t ch = 0; ch < y->c; ch++) {
         if (n->op == HAWQ_QOP_ADD) {
-          double ref = deq(c, n->inputs[0], b, pix, ch) + deq(c, n->inputs[1], b, pix, ch);
+          /* a LeakyRelu is max(x, 0) + alpha * min(x, 0) */
+          int k = find_node(c->g, n->name);
+          double alpha = k >= 0 && c->g->nodes[k].op == HAWQ_OP_LEAKY_RELU
+                             ? c->g->nodes[k].attr.leaky.alpha
+                             : 1;
+          double ref = deq(c, n->inputs[0], b, pix, ch) + alpha * deq(c, n->inputs[1], b, pix, ch);
           compare(c, n, b, pix, ch, ref,
                   y->scale * (1 + ratio(n->dyadic[0]) + ratio(n->dyadic[1])));
         } else if (n->op == HAWQ_QOP_REQUANT) {
@@ -317,14 +375,42 @@ static hawq_dataset *random_images(const hawq_graph *g, test_rng *rng, int count
   return ds;
 }
 
-/* Other architectures: Inception-style (concat, average-pool branch behind a Pad, a lone
- * BatchNorm, a residual Add of a concat and a conv), a plain CNN (depthwise, ReLU6, pools, a
- * Flatten of a 4x4 map into a Linear, two Linears). And a model with an op lowering lacks is
- * refused, naming the node. */
+/* Lowers g (calibrated on 8 random images) expecting a refusal whose message contains want. */
+static void refused(hawq_graph *g, test_rng *rng, const char *want) {
+  hawq_error err;
+  hawq_dataset *ds = random_images(g, rng, 8);
+  hawq_calib_range *ranges = calloc((size_t)g->n_tensors, sizeof *ranges);
+  hawq_calib_options co = hawq_calib_defaults();
+  co.images = 8;
+  REQUIRE(hawq_calibrate(g, ds, &g->preprocess, &co, ranges, NULL, NULL, &err) == HAWQ_OK, "%s",
+          err.msg);
+  hawq_bit_config cfg;
+  REQUIRE(hawq_bit_config_parse("8", &cfg, &err) == HAWQ_OK, "%s", err.msg);
+  hawq_qmodel *m = NULL;
+  hawq_status st = hawq_lower(g, ranges, &cfg, &g->preprocess, &m, NULL, &err);
+  CHECK(st == HAWQ_ERR_UNSUPPORTED && strstr(err.msg, want), "expected '%s', got %d '%s'", want, st,
+        err.msg);
+  CHECK(m == NULL && !strchr(err.msg, '\n'), "a refused model is not returned; one line");
+  free(ranges);
+  hawq_dataset_destroy(ds);
+}
+
+static int node_named(const hawq_graph *g, const char *name) {
+  int k = find_node(g, name);
+  REQUIRE(k >= 0, "%s: no node '%s'", g->source, name);
+  return k;
+}
+
+/* Other architectures, with random weights and random pixels: Inception-style (concat, an
+ * average-pool branch behind a Pad, a lone BatchNorm, a residual Add of a concat and a conv), the
+ * op zoo (grouped, depthwise and dilated convs, in-graph input scaling x * 2 - 0.5, LeakyRelu,
+ * ReLU6, a Div by a constant, Pads before pools), a plain CNN (depthwise, ReLU6, pools, a Flatten
+ * of a 4x4 map into a Linear, two Linears). Then refusals, each naming the node. */
 static void zoo(test_rng *rng) {
-  const char *models[] = {"tests/onnx/fixtures/inception_opset11.onnx",
-                          "tests/onnx/fixtures/inception_opset17.onnx",
-                          "tests/quant/fixtures/plainnet.onnx"};
+  const char *models[] = {
+      "tests/onnx/fixtures/inception_opset11.onnx", "tests/onnx/fixtures/inception_opset17.onnx",
+      "tests/onnx/fixtures/convzoo_opset11.onnx", "tests/onnx/fixtures/convzoo_opset17.onnx",
+      "tests/quant/fixtures/plainnet.onnx"};
   hawq_error err;
   for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
     hawq_graph *g = NULL;
@@ -342,24 +428,19 @@ static void zoo(test_rng *rng) {
     hawq_dataset_destroy(ds);
     hawq_graph_destroy(g);
   }
+
   hawq_graph *g = NULL;
-  const char *zoo_path = "tests/onnx/fixtures/convzoo_opset13.onnx";
-  REQUIRE(hawq_graph_load_onnx(zoo_path, NULL, &g, &err) == HAWQ_OK, "%s", err.msg);
-  hawq_dataset *ds = random_images(g, rng, 8);
-  hawq_calib_range *ranges = calloc((size_t)g->n_tensors, sizeof *ranges);
-  hawq_calib_options co = hawq_calib_defaults();
-  co.images = 8;
-  REQUIRE(hawq_calibrate(g, ds, &g->preprocess, &co, ranges, NULL, NULL, &err) == HAWQ_OK, "%s",
-          err.msg);
-  hawq_bit_config cfg;
-  REQUIRE(hawq_bit_config_parse("8", &cfg, &err) == HAWQ_OK, "%s", err.msg);
-  hawq_qmodel *m = NULL;
-  hawq_status st = hawq_lower(g, ranges, &cfg, &g->preprocess, &m, NULL, &err);
-  CHECK(st == HAWQ_ERR_UNSUPPORTED && strstr(err.msg, "convzoo_opset13.onnx: node '/Mul' (Mul)"),
-        "convzoo: %d '%s'", st, err.msg);
-  CHECK(m == NULL, "a refused model is not returned");
-  free(ranges);
-  hawq_dataset_destroy(ds);
+  REQUIRE(
+      hawq_graph_load_onnx("tests/onnx/fixtures/convzoo_opset13.onnx", NULL, &g, &err) == HAWQ_OK,
+      "%s", err.msg);
+  g->nodes[node_named(g, "/LeakyRelu")].attr.leaky.alpha = -0.5f;
+  refused(g, rng, "convzoo_opset13.onnx: node '/LeakyRelu' (LeakyRelu): LeakyRelu is lowered only");
+  hawq_graph_destroy(g);
+
+  REQUIRE(hawq_graph_load_onnx("tests/quant/fixtures/plainnet.onnx", NULL, &g, &err) == HAWQ_OK,
+          "%s", err.msg);
+  g->tensors[g->nodes[node_named(g, "/fc2/Gemm")].inputs[2]].data[3] = 1e12f;
+  refused(g, rng, "node '/fc2/Gemm' (Gemm): bias of output channel 3 is");
   hawq_graph_destroy(g);
 }
 
