@@ -158,11 +158,8 @@ int cmd_calibrate(int argc, char **argv) {
     goto done;
   }
   hawq_qcost cost = hawq_qmodel_cost(qm, -1);
-  int64_t float_params = 0, float_macs = 0;
-  for (int k = 0; k < g->n_nodes; k++) {
-    float_params += hawq_node_params(g, k);
-    float_macs += hawq_node_macs(g, k);
-  }
+  int64_t float_params = 0;
+  for (int k = 0; k < g->n_nodes; k++) float_params += hawq_node_params(g, k);
   if (json) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "model", model);
@@ -187,7 +184,6 @@ int cmd_calibrate(int argc, char **argv) {
         cli_si(4.0 * (double)float_params, b, sizeof b),
         cli_si((double)cost.bops, (char[32]){0}, 32), (long long)total, calib_seconds);
   }
-  (void)float_macs;
 done:
   hawq_bit_config_free(&cfg);
   free(ranges);

@@ -446,7 +446,7 @@ static hawq_status build_units(lowering *L) {
         int c = only_consumer(L, n->output);
         bool to_gemm = c >= 0 && g->nodes[c].op == HAWQ_OP_GEMM && y->rank == 2;
         bool vec = y->rank == 2 && (x->rank == 2 || (x->rank == 4 && x->dims[2] * x->dims[3] == 1));
-        if (param(g, in) || !(((x->rank == 4) && to_gemm) || vec)) {
+        if (param(g, in) || !x->batched || !y->batched || !(((x->rank == 4) && to_gemm) || vec)) {
           st = unsupported(L, k, "Reshape/Flatten is lowered only to (N, features) before a Gemm");
           goto fail;
         }
@@ -488,11 +488,13 @@ static hawq_status build_units(lowering *L) {
         for (int d = 0; ok && d < 4; d++) ok = L->pad[in][d] == 0;
         for (int j = k + 1; ok && j < g->n_nodes; j++) {
           const hawq_node *c = &g->nodes[j];
-          if (c->inputs[0] != n->output) continue;
           const int *cp = c->attr.pool.pad;
-          ok = c->op == HAWQ_OP_CONV || c->op == HAWQ_OP_MAXPOOL ||
-               (c->op == HAWQ_OP_AVGPOOL &&
-                (c->attr.pool.count_include_pad || !(cp[0] | cp[1] | cp[2] | cp[3])));
+          for (int i = 0; ok && i < c->n_inputs; i++) {
+            if (c->inputs[i] != n->output) continue;
+            ok = i == 0 && (c->op == HAWQ_OP_CONV || c->op == HAWQ_OP_MAXPOOL ||
+                            (c->op == HAWQ_OP_AVGPOOL &&
+                             (c->attr.pool.count_include_pad || !(cp[0] | cp[1] | cp[2] | cp[3]))));
+          }
         }
         if (!ok || graph_output(g, n->output)) {
           st = unsupported(L, k,
