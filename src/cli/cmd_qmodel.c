@@ -176,8 +176,7 @@ done:
 }
 
 static const char *type_name(const hawq_qtensor *t) {
-  static const char *names[] = {"u4", "i4", "u8", "i8", "i16", "i32"};
-  return t->type < HAWQ_QT_COUNT ? names[t->type] : "?";
+  return hawq_qtype_name(t->type);
 }
 
 int q_info(const char *path, bool json, bool verbose) {
