@@ -130,6 +130,13 @@ int cmd_calibrate(int argc, char **argv) {
     goto done;
   }
   free(layers);
+  /* Calibration keeps every intermediate tensor of a batch: at most 2 GiB of them. */
+  int fit = hawq_calib_batch_limit(g, co.batch, (size_t)2 << 30);
+  if (fit < co.batch) {
+    fprintf(stderr, "hawq calibrate: batch %d instead of %d, to keep the activations under 2 GiB\n",
+            fit, co.batch);
+    co.batch = fit;
+  }
   if (!(ranges = calloc((size_t)g->n_tensors, sizeof *ranges))) {
     fprintf(stderr, "hawq: out of memory\n");
     rc = CLI_INTERNAL;

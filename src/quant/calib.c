@@ -59,6 +59,18 @@ static void batch_range(const float *x, int64_t n, double percentile, float *scr
   *lo = select_kth(scratch, n, k_lo);
 }
 
+int hawq_calib_batch_limit(const hawq_graph *g, int requested, size_t max_bytes) {
+  uint64_t per_image = 0;
+  for (int t = 0; t < g->n_tensors; t++) {
+    if (g->tensors[t].kind != HAWQ_TENSOR_PARAM) {
+      per_image += (uint64_t)hawq_tensor_numel(&g->tensors[t]) * sizeof(float);
+    }
+  }
+  uint64_t fit = per_image ? max_bytes / per_image : (uint64_t)requested;
+  if (fit < 1) fit = 1;
+  return fit < (uint64_t)requested ? (int)fit : requested;
+}
+
 hawq_status hawq_calibrate(const hawq_graph *g, const hawq_dataset *ds, const hawq_preprocess *pp,
                            const hawq_calib_options *opt, hawq_calib_range *ranges,
                            hawq_calib_progress progress, void *ctx, hawq_error *err) {

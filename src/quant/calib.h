@@ -33,6 +33,10 @@ typedef struct hawq_calib_range {
 
 typedef void (*hawq_calib_progress)(void *ctx, int64_t done, int64_t total);
 
+/* The largest batch, at most `requested`, whose intermediate tensors (calibration keeps them all)
+ * fit in max_bytes; at least 1. */
+int hawq_calib_batch_limit(const hawq_graph *g, int requested, size_t max_bytes);
+
 /* Runs g (one NCHW image input) on the dataset's first images, preprocessed with pp, and fills
  * ranges[t] for every tensor t of g (g->n_tensors entries). progress may be NULL. */
 hawq_status hawq_calibrate(const hawq_graph *g, const hawq_dataset *ds, const hawq_preprocess *pp,
