@@ -5,30 +5,7 @@
 set -u
 HAWQ=${HAWQ:?set HAWQ to the hawq binary}
 MODEL=tests/models/torch/fmnist_resnet14.onnx
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-
-# expect CODE PATTERN -- command...: exit code CODE; for errors, exactly one stderr line
-# matching PATTERN (grep -E); for success, stdout matching PATTERN.
-expect() {
-  code=$1; pattern=$2; shift 3
-  "$@" > "$tmp/out" 2> "$tmp/err"
-  rc=$?
-  if [ "$rc" -ne "$code" ]; then
-    fail "'$*' exited $rc, expected $code; stderr: $(head -c 300 "$tmp/err")"
-    return
-  fi
-  if [ "$code" -eq 0 ]; then
-    grep -Eq -- "$pattern" "$tmp/out" || fail "'$*': stdout does not match '$pattern'"
-  else
-    lines=$(grep -cv '^eval: ' "$tmp/err")
-    [ "$lines" -eq 1 ] || fail "'$*': $lines lines on stderr, expected one: $(cat "$tmp/err")"
-    grep -Eq -- "$pattern" "$tmp/err" || fail "'$*': stderr '$(cat "$tmp/err")' does not match '$pattern'"
-  fi
-}
+. tests/cli/cli_lib.sh
 
 # Usage
 expect 0 'usage: hawq' -- "$HAWQ" --help
