@@ -610,7 +610,13 @@ static hawq_status decide_formats(lowering *L) {
   /* demand[v]: widest bits a conv consumer reads (<= 8), or 16 if another consumer needs it */
   int n_values = g->n_tensors;
   int *demand = calloc((size_t)n_values, sizeof *demand);
-  if (!demand) return hawq_fail(L->err, HAWQ_ERR_NO_MEMORY, "lowering: out of memory");
+  /* share[v]: 1 + the concat whose format value v takes (its only reader), or 0 */
+  int *share = calloc((size_t)n_values, sizeof *share);
+  if (!demand || !share) {
+    free(demand);
+    free(share);
+    return hawq_fail(L->err, HAWQ_ERR_NO_MEMORY, "lowering: out of memory");
+  }
   demand[L->output] = 32;
   for (int i = L->n_units - 1; i >= -1; i--) {
     int v = i >= 0 ? L->units[i].out : input;
@@ -618,6 +624,7 @@ static hawq_status decide_formats(lowering *L) {
     if (i >= 0 && v == L->output) {
       if (L->units[i].kind != U_CONV) {
         free(demand);
+        free(share);
         return unsupported(L, L->units[i].node,
                            "the model's output must come from a Conv or Gemm (the logits)");
       }
@@ -630,6 +637,9 @@ static hawq_status decide_formats(lowering *L) {
         lo >= 0 ||
         (i >= 0 && (act_nonnegative(g, L->units[i].act) || act_nonnegative(g, L->units[i].act2)));
     set_format(f, bits, nonneg && bits != 32, nonneg ? hi : fmax(fabs(lo), fabs(hi)));
+    /* A concat's input read by nothing else is written straight in the concat's format (one
+     * scale across the concat), so the concat copies it: one rounding less. */
+    if (share[v]) *f = L->fmt[L->units[share[v] - 1].out];
     if (i < 0) break;
     /* this unit's inputs: demands from this consumer */
     const unit *u = &L->units[i];
@@ -642,6 +652,7 @@ static hawq_status decide_formats(lowering *L) {
         d = bits == 32 ? 16 : bits;
       else
         d = 16;
+      if (u->kind == U_CONCAT && L->users[x] == 1 && L->unit_of[x] >= 0) share[x] = i + 1;
       if (demand[x] == 0)
         demand[x] = d;
       else if (demand[x] <= 8 && d <= 8)
@@ -651,6 +662,7 @@ static hawq_status decide_formats(lowering *L) {
     }
   }
   free(demand);
+  free(share);
   return HAWQ_OK;
 }
 
