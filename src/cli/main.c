@@ -16,8 +16,7 @@ static const struct {
     {"eval", cmd_eval, "evaluate a model on a labelled dataset: top-1, top-5, throughput"},
     {"meta", cmd_meta, "show a model's metadata, or write its input preprocessing"},
     {"train", cmd_train, "train a network (built or imported) on a labelled dataset, write ONNX"},
-    {"calibrate", cmd_calibrate,
-     "post-training quantization: calibrate and lower to an integer model (.hqm)"},
+    {"calibrate", cmd_calibrate, "post-training quantization to an integer-only model (.hqm)"},
     {"run", cmd_run, "classify one image with an integer model"},
 };
 
@@ -27,7 +26,7 @@ static void usage(FILE *f) {
           "hawq turns trained fp32 CNNs (ONNX) into integer-only networks and runs them.\n\n"
           "commands:\n");
   for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
-    fprintf(f, "  %-8s %s\n", commands[k].name, commands[k].summary);
+    fprintf(f, "  %-10s %s\n", commands[k].name, commands[k].summary);
   }
   fprintf(f,
           "\n'hawq <command> --help' describes a command's options.\n"
