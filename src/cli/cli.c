@@ -1,6 +1,7 @@
 /* Shared CLI helpers. */
 #include "cli/cli.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -160,4 +161,33 @@ void cli_progress_update(cli_progress *p, int64_t done, const char *extra) {
 void cli_progress_finish(cli_progress *p) {
   if (p->tty) fprintf(stderr, "\r\033[K");
   fflush(stderr);
+}
+
+void cli_print_eval(const cli_eval_result *r, bool json) {
+  double top1 = 100.0 * (double)r->top1 / (double)r->images;
+  double top5 = 100.0 * (double)r->top5 / (double)r->images;
+  double ips = (double)r->images / r->seconds;
+  if (!json) {
+    printf("top-1 %.2f%% (%lld/%lld)", top1, (long long)r->top1, (long long)r->images);
+    if (r->classes >= 5) printf("  top-5 %.2f%%", top5);
+    printf("  %.0f img/s%s%s%s\n", ips, r->engine ? " (" : "", r->engine ? r->engine : "",
+           r->engine ? ")" : "");
+    return;
+  }
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "model", r->model);
+  if (r->engine) cJSON_AddStringToObject(o, "engine", r->engine);
+  cJSON_AddStringToObject(o, "data", r->data);
+  cJSON_AddNumberToObject(o, "images", (double)r->images);
+  cJSON_AddNumberToObject(o, "top1", top1);
+  cJSON_AddNumberToObject(o, "top1_correct", (double)r->top1);
+  if (r->classes >= 5) cJSON_AddNumberToObject(o, "top5", top5);
+  cJSON_AddNumberToObject(o, "images_per_second", ips);
+  cJSON_AddNumberToObject(o, "seconds", r->seconds);
+  cJSON_AddNumberToObject(o, "batch", (double)r->batch);
+  cJSON_AddNumberToObject(o, "threads", (double)r->threads);
+  char *s = cJSON_Print(o);
+  if (s) puts(s);
+  cJSON_free(s);
+  cJSON_Delete(o);
 }

@@ -47,6 +47,18 @@ void cli_progress_start(cli_progress *p, const char *label, int64_t total);
 void cli_progress_update(cli_progress *p, int64_t done, const char *extra);
 void cli_progress_finish(cli_progress *p);
 
+/* An evaluation's outcome, printed by hawq eval for float and integer models alike. */
+typedef struct cli_eval_result {
+  const char *model, *data;
+  const char *engine; /* NULL for the float engine; else named in the output */
+  int64_t images, top1, top5;
+  int classes;
+  double seconds;
+  long long batch, threads;
+} cli_eval_result;
+/* One summary line ("top-1 ... img/s"), or with json the same as a JSON object, on stdout. */
+void cli_print_eval(const cli_eval_result *r, bool json);
+
 double cli_now(void); /* monotonic seconds */
 int cli_default_threads(void);
 

@@ -1,6 +1,5 @@
 /* hawq eval MODEL --data D: top-1 / top-5 accuracy and throughput of the float engine on a
  * labelled dataset, one summary line (or JSON), optional logits dump. */
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +26,6 @@ static const char help[] =
     "  --std S[,S..]     [0,1]); one value, or one per channel\n"
     "  --logits FILE     write all logits as a float32 .npy file (images x classes)\n"
     "  --json            print the result as JSON\n";
-
-typedef struct eval_result {
-  int64_t images, top1, top5;
-  int classes;
-  double seconds;
-} eval_result;
 
 /* Rank of the label's logit among the row: number of classes scoring strictly higher. */
 static int label_rank(const float *row, int classes, int label) {
@@ -134,7 +127,7 @@ int cmd_eval(int argc, char **argv) {
     goto done;
   }
 
-  eval_result r = {.classes = classes};
+  cli_eval_result r = {.classes = classes};
   cli_progress prog;
   cli_progress_start(&prog, "eval", total);
   double t0 = cli_now();
@@ -172,30 +165,11 @@ int cmd_eval(int argc, char **argv) {
       goto done;
     }
   }
-  double top1 = 100.0 * (double)r.top1 / (double)r.images;
-  double top5 = 100.0 * (double)r.top5 / (double)r.images;
-  double ips = (double)r.images / r.seconds;
-  if (json) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model", pos[0]);
-    cJSON_AddStringToObject(o, "data", ds->source);
-    cJSON_AddNumberToObject(o, "images", (double)r.images);
-    cJSON_AddNumberToObject(o, "top1", top1);
-    cJSON_AddNumberToObject(o, "top1_correct", (double)r.top1);
-    if (classes >= 5) cJSON_AddNumberToObject(o, "top5", top5);
-    cJSON_AddNumberToObject(o, "images_per_second", ips);
-    cJSON_AddNumberToObject(o, "seconds", r.seconds);
-    cJSON_AddNumberToObject(o, "batch", (double)batch);
-    cJSON_AddNumberToObject(o, "threads", (double)threads);
-    char *s = cJSON_Print(o);
-    if (s) puts(s);
-    cJSON_free(s);
-    cJSON_Delete(o);
-  } else {
-    printf("top-1 %.2f%% (%lld/%lld)", top1, (long long)r.top1, (long long)r.images);
-    if (classes >= 5) printf("  top-5 %.2f%%", top5);
-    printf("  %.0f img/s\n", ips);
-  }
+  r.model = pos[0];
+  r.data = ds->source;
+  r.batch = batch;
+  r.threads = threads;
+  cli_print_eval(&r, json);
 done:
   free(input);
   free(all_logits);

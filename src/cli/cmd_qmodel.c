@@ -145,29 +145,9 @@ int q_eval(const char *path, const char *data, const char *split, long long limi
       goto done;
     }
   }
-  double t1 = 100.0 * (double)top1 / (double)total, t5 = 100.0 * (double)top5 / (double)total;
-  if (json) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "model", path);
-    cJSON_AddStringToObject(o, "engine", "integer (scalar reference)");
-    cJSON_AddStringToObject(o, "data", ds->source);
-    cJSON_AddNumberToObject(o, "images", (double)total);
-    cJSON_AddNumberToObject(o, "top1", t1);
-    cJSON_AddNumberToObject(o, "top1_correct", (double)top1);
-    if (classes >= 5) cJSON_AddNumberToObject(o, "top5", t5);
-    cJSON_AddNumberToObject(o, "images_per_second", (double)total / seconds);
-    cJSON_AddNumberToObject(o, "seconds", seconds);
-    cJSON_AddNumberToObject(o, "batch", (double)batch);
-    cJSON_AddNumberToObject(o, "threads", (double)threads);
-    char *s = cJSON_Print(o);
-    if (s) puts(s);
-    cJSON_free(s);
-    cJSON_Delete(o);
-  } else {
-    printf("top-1 %.2f%% (%lld/%lld)", t1, (long long)top1, (long long)total);
-    if (classes >= 5) printf("  top-5 %.2f%%", t5);
-    printf("  %.0f img/s (integer runtime)\n", (double)total / seconds);
-  }
+  cli_eval_result r = {path, ds->source,   "integer runtime", total, top1,
+                       top5, (int)classes, seconds,           batch, threads};
+  cli_print_eval(&r, json);
 done:
   free(logits);
   hawq_dataset_destroy(ds);
