@@ -119,7 +119,6 @@ int q_eval(const char *path, const char *data, const char *split, long long limi
     free(ws);
     free(cls);
   }
-  (void)threads;
   double seconds = cli_now() - t0;
   cli_progress_finish(&prog);
   if (failed) {
