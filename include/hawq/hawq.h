@@ -148,6 +148,22 @@ double hawq_float_plan_node_seconds(const hawq_float_plan *p, size_t node);
  */
 typedef struct hawq_qmodel hawq_qmodel;
 
+/* Instruction-set levels of the integer kernels, lowest first. The scalar level is the
+ * reference and runs anywhere; AVX2 needs AVX2; AVX512VNNI needs AVX-512 F, BW, VL and VNNI.
+ * Every level computes the same bits. */
+typedef enum hawq_isa {
+  HAWQ_ISA_SCALAR,
+  HAWQ_ISA_AVX2,
+  HAWQ_ISA_AVX512VNNI,
+  HAWQ_ISA_COUNT
+} hawq_isa;
+/* The highest level this CPU (and its operating system) supports. */
+hawq_isa hawq_isa_best(void);
+/* "scalar", "avx2", "avx512vnni". */
+const char *hawq_isa_name(hawq_isa isa);
+/* The level named s; HAWQ_ISA_COUNT when s names none. */
+hawq_isa hawq_isa_parse(const char *s);
+
 hawq_status hawq_qmodel_load(const char *path, hawq_qmodel **out, hawq_error *err);
 /* name is used in messages in place of a file name (NULL: "<buffer>"). */
 hawq_status hawq_qmodel_load_buffer(const void *data, size_t size, const char *name,

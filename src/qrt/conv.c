@@ -10,8 +10,8 @@
  * To keep the reference usable on whole test sets, the node's weights are first unpacked to
  * int16 rows, and for each output pixel and group the window (R x S x C/g values, padded taps 0)
  * is gathered into one contiguous vector; each output channel is then a plain dot product, which
- * the compiler vectorizes with integer instructions. Both buffers live in the workspace's
- * scratch area (hawq_qrt_workspace_size reserves it). */
+ * the compiler vectorizes with integer instructions. Both buffers live in the scratch area: the
+ * weights once, then one window vector per thread (threads split the output rows). */
 #include "qrt/qrt_internal.h"
 
 /* Geometry of one node, resolved once (group sizes by exact quotient: no division). */
@@ -61,20 +61,24 @@ static void gather(const hawq_qnode *n, const conv_geom *g, hawq_qtype xt, const
   }
 }
 
-size_t hawq_qrt_conv_scratch(const hawq_qmodel *m, const hawq_qnode *n) {
+static size_t patch_bytes(int64_t len) {
+  return ((size_t)len * sizeof(int32_t) + 63) & ~(size_t)63;
+}
+
+size_t hawq_qrt_conv_scratch(const hawq_qmodel *m, const hawq_qnode *n, int threads) {
   const hawq_qtensor *x = &m->tensors[n->inputs[0]], *y = &m->tensors[n->output];
   int64_t len = n->kernel[0] * n->kernel[1] * qrt_exact_quotient(x->c, n->groups);
   size_t weights = ((size_t)(y->c * len) * sizeof(int16_t) + 63) & ~(size_t)63;
-  return weights + (((size_t)len * sizeof(int32_t) + 63) & ~(size_t)63);
+  return weights + (size_t)(threads < 1 ? 1 : threads) * patch_bytes(len);
 }
 
-void hawq_qrt_conv(const hawq_qmodel *m, const hawq_qnode *n, void *ws, int batch) {
+void hawq_qrt_conv(const hawq_qmodel *m, const hawq_qnode *n, const qrt_args *a) {
   const hawq_qtensor *x = &m->tensors[n->inputs[0]], *y = &m->tensors[n->output];
   int res_t = n->n_inputs == 2 ? n->inputs[1] : -1;
   const hawq_qtensor *res = res_t >= 0 ? &m->tensors[res_t] : NULL;
-  const uint8_t *xd = qrt_data(m, ws, batch, n->inputs[0]);
-  const uint8_t *rd = res ? qrt_data(m, ws, batch, res_t) : NULL;
-  uint8_t *yd = qrt_data(m, ws, batch, n->output);
+  const uint8_t *xd = a->in[0];
+  const uint8_t *rd = res ? a->in[1] : NULL;
+  uint8_t *yd = a->out;
 
   conv_geom g;
   g.h = x->h, g.w = x->w, g.c = x->c;
@@ -88,21 +92,30 @@ void hawq_qrt_conv(const hawq_qmodel *m, const hawq_qnode *n, void *ws, int batc
   g.rrb = res ? qrt_row_bytes(res->type, g.k) : 0;
   int64_t x_sample = g.h * g.w * g.xrb;
 
-  /* Scratch: the weights as int16 rows, then the gathered window. */
-  int16_t *w16 = (int16_t *)qrt_scratch(m, ws, batch);
-  uint8_t *patch =
+  /* Scratch: the weights as int16 rows, then one gathered window per thread. */
+  int16_t *w16 = (int16_t *)a->scratch;
+  uint8_t *patches =
       (uint8_t *)w16 + ((((size_t)(g.k * g.len) * sizeof(int16_t)) + 63) & ~(size_t)63);
   bool wide = x->type == HAWQ_QT_I32; /* values that may not fit int16 */
-  int16_t *p16 = wide ? NULL : (int16_t *)patch;
-  int32_t *p32 = wide ? (int32_t *)patch : NULL;
   for (int64_t k = 0; k < g.k; k++) {
     for (int64_t i = 0; i < g.len; i++)
       w16[k * g.len + i] = (int16_t)hawq_qweight_get(n, g.len, k, i);
   }
 
-  for (int64_t b = 0; b < batch; b++) {
-    const uint8_t *xs = xd + b * x_sample;
-    for (int64_t p = 0; p < g.p; p++) {
+#pragma omp parallel num_threads(a->threads) if (a->threads > 1)
+  {
+    int thread = 0;
+#ifdef _OPENMP
+    thread = omp_get_thread_num();
+#endif
+    uint8_t *patch = patches + (size_t)thread * patch_bytes(g.len);
+    int16_t *p16 = wide ? NULL : (int16_t *)patch;
+    int32_t *p32 = wide ? (int32_t *)patch : NULL;
+    int64_t r0, r1; /* this thread's output rows, over the batch */
+    qrt_thread_range(a->batch * g.p, &r0, &r1);
+    for (int64_t row = r0, b = qrt_quotient(r0, g.p), p = r0 - b * g.p; row < r1;
+         row++, b += p + 1 == g.p, p = p + 1 == g.p ? 0 : p + 1) {
+      const uint8_t *xs = xd + b * x_sample;
       for (int64_t q = 0; q < g.q; q++) {
         int64_t pix = (b * g.p + p) * g.q + q; /* output pixel index over the batch */
         uint8_t *yr = yd + pix * g.yrb;

@@ -15,15 +15,19 @@ static int64_t min64(int64_t a, int64_t b) {
 
 /* y = max over the (dilated) window's taps inside the input; padding never wins. Same type and
  * row layout in and out, so the first tap's row is copied whole and the rest compared into it. */
-void hawq_qrt_maxpool(const hawq_qmodel *m, const hawq_qnode *n, void *ws, int batch) {
+void hawq_qrt_maxpool(const hawq_qmodel *m, const hawq_qnode *n, const qrt_args *a) {
   const hawq_qtensor *x = &m->tensors[n->inputs[0]], *y = &m->tensors[n->output];
-  const uint8_t *xd = qrt_data(m, ws, batch, n->inputs[0]);
-  uint8_t *yd = qrt_data(m, ws, batch, n->output);
+  const uint8_t *xd = a->in[0];
+  uint8_t *yd = a->out;
   int64_t h = x->h, w = x->w, c = x->c, rb = qrt_row_bytes(x->type, c);
   hawq_qtype t = x->type;
-  for (int64_t b = 0; b < batch; b++) {
-    const uint8_t *xs = xd + b * h * w * rb;
-    for (int64_t p = 0; p < y->h; p++) {
+#pragma omp parallel num_threads(a->threads) if (a->threads > 1)
+  {
+    int64_t r0, r1; /* this thread's output rows, over the batch */
+    qrt_thread_range(a->batch * y->h, &r0, &r1);
+    for (int64_t row = r0, b = qrt_quotient(r0, y->h), p = r0 - b * y->h; row < r1;
+         row++, b += p + 1 == y->h, p = p + 1 == y->h ? 0 : p + 1) {
+      const uint8_t *xs = xd + b * h * w * rb;
       for (int64_t q = 0; q < y->w; q++) {
         uint8_t *yr = yd + ((b * y->h + p) * y->w + q) * rb;
         int64_t h0 = p * n->stride[0] - n->pad[0], w0 = q * n->stride[1] - n->pad[1];
@@ -55,15 +59,19 @@ void hawq_qrt_maxpool(const hawq_qmodel *m, const hawq_qnode *n, void *ws, int b
  * the input. As window_at: the window [h0, h0 + R) x [w0, w0 + S) (no dilation: validated) is
  * clipped to the padded input for count_include_pad's count and to the input for the sum and
  * the other count. Validation proved R * S * max|x| < 2^31, so s fits the rescale. */
-void hawq_qrt_avgpool(const hawq_qmodel *m, const hawq_qnode *n, void *ws, int batch) {
+void hawq_qrt_avgpool(const hawq_qmodel *m, const hawq_qnode *n, const qrt_args *a) {
   const hawq_qtensor *x = &m->tensors[n->inputs[0]], *y = &m->tensors[n->output];
-  const uint8_t *xd = qrt_data(m, ws, batch, n->inputs[0]);
-  uint8_t *yd = qrt_data(m, ws, batch, n->output);
+  const uint8_t *xd = a->in[0];
+  uint8_t *yd = a->out;
   int64_t h = x->h, w = x->w, c = x->c;
   int64_t xrb = qrt_row_bytes(x->type, c), yrb = qrt_row_bytes(y->type, c);
-  for (int64_t b = 0; b < batch; b++) {
-    const uint8_t *xs = xd + b * h * w * xrb;
-    for (int64_t p = 0; p < y->h; p++) {
+#pragma omp parallel num_threads(a->threads) if (a->threads > 1)
+  {
+    int64_t r0, r1; /* this thread's output rows, over the batch */
+    qrt_thread_range(a->batch * y->h, &r0, &r1);
+    for (int64_t row = r0, b = qrt_quotient(r0, y->h), p = r0 - b * y->h; row < r1;
+         row++, b += p + 1 == y->h, p = p + 1 == y->h ? 0 : p + 1) {
+      const uint8_t *xs = xd + b * h * w * xrb;
       int64_t h0 = p * n->stride[0] - n->pad[0], h1 = h0 + n->kernel[0];
       int64_t padded_h = min64(h1, h + n->pad[2]) - h0;
       int64_t ih0 = max64(h0, 0), ih1 = min64(h1, h);

@@ -36,15 +36,11 @@ size_t hawq_qrt_workspace_size(const hawq_qmodel *m, int batch) {
   size_t total = slots_bytes(m, batch), scratch = 0;
   for (int i = 0; i < m->n_nodes; i++) {
     if (m->nodes[i].op != HAWQ_QOP_CONV) continue;
-    size_t s = hawq_qrt_conv_scratch(m, &m->nodes[i]);
+    size_t s = hawq_qrt_conv_scratch(m, &m->nodes[i], 1);
     scratch = s > scratch ? s : scratch;
   }
   if (total == SIZE_MAX || __builtin_add_overflow(total, scratch, &total)) return SIZE_MAX;
   return total;
-}
-
-void *qrt_scratch(const hawq_qmodel *m, void *ws, int batch) {
-  return (uint8_t *)ws + slots_bytes(m, batch);
 }
 
 void *hawq_qrt_tensor(const hawq_qmodel *m, void *workspace, int batch, int t) {
@@ -53,38 +49,50 @@ void *hawq_qrt_tensor(const hawq_qmodel *m, void *workspace, int batch, int t) {
   return (uint8_t *)workspace + offset;
 }
 
+void qrt_run_node_reference(const hawq_qmodel *m, const hawq_qnode *n, const qrt_args *a) {
+  switch (n->op) {
+    case HAWQ_QOP_INPUT:
+      hawq_qrt_input(m, n, a);
+      break;
+    case HAWQ_QOP_CONV:
+      hawq_qrt_conv(m, n, a);
+      break;
+    case HAWQ_QOP_ADD:
+      hawq_qrt_add(m, n, a);
+      break;
+    case HAWQ_QOP_REQUANT:
+      hawq_qrt_requant(m, n, a);
+      break;
+    case HAWQ_QOP_MAXPOOL:
+      hawq_qrt_maxpool(m, n, a);
+      break;
+    case HAWQ_QOP_AVGPOOL:
+      hawq_qrt_avgpool(m, n, a);
+      break;
+    case HAWQ_QOP_CONCAT:
+      hawq_qrt_concat(m, n, a);
+      break;
+    case HAWQ_QOP_COUNT:
+      break; /* rejected by hawq_qmodel_validate */
+  }
+}
+
 void hawq_qrt_run(const hawq_qmodel *m, const uint8_t *pixels, int batch, void *workspace,
                   int32_t *logits) {
   const hawq_qtensor *in = &m->tensors[m->input];
   memcpy(hawq_qrt_tensor(m, workspace, batch, m->input), pixels,
          (size_t)batch * (size_t)qrt_sample_bytes(in));
+  void *scratch = (uint8_t *)workspace + slots_bytes(m, batch);
   for (int i = 0; i < m->n_nodes; i++) {
     const hawq_qnode *n = &m->nodes[i];
-    switch (n->op) {
-      case HAWQ_QOP_INPUT:
-        hawq_qrt_input(m, n, workspace, batch);
-        break;
-      case HAWQ_QOP_CONV:
-        hawq_qrt_conv(m, n, workspace, batch);
-        break;
-      case HAWQ_QOP_ADD:
-        hawq_qrt_add(m, n, workspace, batch);
-        break;
-      case HAWQ_QOP_REQUANT:
-        hawq_qrt_requant(m, n, workspace, batch);
-        break;
-      case HAWQ_QOP_MAXPOOL:
-        hawq_qrt_maxpool(m, n, workspace, batch);
-        break;
-      case HAWQ_QOP_AVGPOOL:
-        hawq_qrt_avgpool(m, n, workspace, batch);
-        break;
-      case HAWQ_QOP_CONCAT:
-        hawq_qrt_concat(m, n, workspace, batch);
-        break;
-      case HAWQ_QOP_COUNT:
-        break; /* rejected by hawq_qmodel_validate */
+    qrt_args a = {.out = hawq_qrt_tensor(m, workspace, batch, n->output),
+                  .scratch = scratch,
+                  .batch = batch,
+                  .threads = 1};
+    for (int j = 0; j < n->n_inputs; j++) {
+      a.in[j] = n->inputs[j] >= 0 ? hawq_qrt_tensor(m, workspace, batch, n->inputs[j]) : NULL;
     }
+    qrt_run_node_reference(m, n, &a);
   }
   if (logits) {
     const hawq_qtensor *out = &m->tensors[m->output]; /* I32, 1 x 1 x classes */

@@ -13,15 +13,6 @@
 
 #include "quant/qmodel.h"
 
-/* Instruction-set levels of the integer kernels, lowest first. The scalar level is the
- * reference and runs anywhere; AVX2 needs AVX2; AVX512VNNI needs AVX-512 F, BW, VL and VNNI. */
-typedef enum hawq_isa {
-  HAWQ_ISA_SCALAR,
-  HAWQ_ISA_AVX2,
-  HAWQ_ISA_AVX512VNNI,
-  HAWQ_ISA_COUNT
-} hawq_isa;
-
 /* Bytes of workspace for `batch` samples (batch >= 1). */
 size_t hawq_qrt_workspace_size(const hawq_qmodel *m, int batch);
 

@@ -6,8 +6,10 @@
 #     sqrtsd, minps, cmpltpd, ucomisd, cvtsi2sd, any cvt*, vfmadd*, vdpbf16ps, ...); moves,
 #     shuffles, bitwise ops and integer SIMD are fine,
 #   - no integer division (div, idiv),
-# and may call nothing outside itself but memcpy/memset/memmove and compiler, sanitizer or
-# profiling runtime symbols. A self-check first shows the scanner catching a double multiply,
+# and may call nothing outside itself but memcpy/memset/memmove, the allocator (malloc, calloc,
+# posix_memalign, free: a plan allocates its packed weights), OpenMP's runtime (GOMP_*, omp_*:
+# threads) and compiler, sanitizer or profiling runtime symbols. None of these compute on the
+# data. A self-check first shows the scanner catching a double multiply,
 # an integer division and a foreign call in a tiny compiled file. Exit 77: skipped.
 set -u
 
@@ -65,6 +67,8 @@ scan_symbols() {
         sub(/@.*/, "", s)
         if (s in ok) next
         if (s ~ /^(memcpy|memset|memmove|__memcpy_chk|__memset_chk|__memmove_chk)$/) next
+        if (s ~ /^(malloc|calloc|posix_memalign|free)$/) next
+        if (s ~ /^(GOMP_|omp_)/) next
         if (s ~ /^(__stack_chk_fail|__stack_chk_guard|_GLOBAL_OFFSET_TABLE_|mcount|_mcount|__fentry__|__gmon_start__)$/) next
         if (s ~ /^(__asan_|__ubsan_|__sanitizer_|__tsan_|__msan_|__hwasan_|__lsan_|__gcov_|__llvm_|__cyg_profile_)/) next
         print file ": calls " s
