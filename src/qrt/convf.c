@@ -1,0 +1,356 @@
+/* The fast convolution kernels' level-independent part (convf.h, convf_internal.h): which nodes
+ * they handle, the geometry and packing of a node, filling the padded image, and the threaded
+ * driver that hands tiles to the level's kernel (convf_avx512vnni.c, convf_avx2.c). Compiled for
+ * the baseline instruction set: only the tile kernels need AVX. */
+#include <string.h>
+
+#include "qrt/convf_internal.h"
+
+static int64_t align64(int64_t x) {
+  return (x + 63) & ~(int64_t)63;
+}
+
+static int64_t min64(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
+
+/* Blocks per k-group and pixels per tile of a level, for a group of nblk blocks. On VNNI a
+ * tile's accumulators, its k-group's weight registers and a broadcast fit 32 zmm: 14 x 2 for
+ * wide layers; 14 x 1 for a single block. AVX2: 6 x 2 in 16 ymm. */
+static void tile_shape(hawq_isa isa, int64_t nblk, int32_t *nmax, int32_t *mmax) {
+  if (isa == HAWQ_ISA_AVX512VNNI) {
+    *nmax = nblk >= 2 ? 2 : 1;
+    *mmax = CF_VNNI_MMAX;
+  } else {
+    *nmax = nblk >= 2 ? 2 : 1;
+    *mmax = CF_AVX2_MMAX;
+  }
+}
+
+/* The node's geometry and packed layout for isa; false when the level does not handle it. */
+static bool geometry(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cf_plan *pl) {
+  memset(pl, 0, sizeof *pl);
+  if (isa != HAWQ_ISA_AVX512VNNI && isa != HAWQ_ISA_AVX2) return false;
+  if (n->op != HAWQ_QOP_CONV || n->groups < 1) return false;
+  const hawq_qtensor *x = &m->tensors[n->inputs[0]], *y = &m->tensors[n->output];
+  int res_t = n->n_inputs == 2 ? n->inputs[1] : -1;
+  const hawq_qtensor *res = res_t >= 0 ? &m->tensors[res_t] : NULL;
+  if (x->type != HAWQ_QT_U8 && x->type != HAWQ_QT_I8 && x->type != HAWQ_QT_U4 &&
+      x->type != HAWQ_QT_I4)
+    return false;
+  bool vnni = isa == HAWQ_ISA_AVX512VNNI;
+  pl->isa = (int32_t)isa;
+  pl->xt = (int32_t)x->type, pl->yt = (int32_t)y->type, pl->rt = res ? (int32_t)res->type : -1;
+  pl->ylo = y->lo, pl->yhi = y->hi;
+  pl->rd = n->residual_dyadic;
+  pl->h = x->h, pl->w = x->w, pl->c = x->c;
+  pl->p = y->h, pl->q = y->w, pl->k = y->c;
+  pl->groups = n->groups;
+  pl->cg = qrt_exact_quotient(pl->c, pl->groups);
+  pl->kg = qrt_exact_quotient(pl->k, pl->groups);
+  /* A group's output channels start on a byte of a packed row only when kg is even. */
+  bool packed_out = qrt_is_packed(y->type) || (res && qrt_is_packed(res->type));
+  if (pl->groups > 1 && packed_out && (pl->kg & 1)) return false;
+  pl->r = n->kernel[0], pl->s = n->kernel[1];
+  pl->sh = n->stride[0], pl->sw = n->stride[1];
+  pl->dh = n->dilation[0], pl->dw = n->dilation[1];
+  pl->pt = n->pad[0], pl->pl = n->pad[1];
+  pl->lanes = vnni ? 16 : 8;
+  pl->esz = vnni ? 1 : 2;
+  if (vnni) pl->zp = x->type == HAWQ_QT_I8 ? 128 : x->type == HAWQ_QT_I4 ? 8 : 0;
+  pl->xrb = qrt_row_bytes(x->type, pl->c);
+  pl->yrb = qrt_row_bytes(y->type, pl->k);
+  pl->rrb = res ? qrt_row_bytes(res->type, pl->k) : 0;
+  pl->xsample = pl->h * pl->w * pl->xrb;
+  pl->ysample = pl->p * pl->q * pl->yrb;
+  pl->rsample = pl->p * pl->q * pl->rrb;
+
+  /* The reduction's segments. */
+  bool merged = pl->groups == 1 && (pl->dw == 1 || pl->s == 1);
+  int64_t seglen = merged ? pl->s * pl->c : pl->cg; /* values */
+  int unit_shift = vnni ? 2 : 1;                    /* values per 4-byte unit: 4 or 2 */
+  pl->nseg = merged ? pl->r : pl->r * pl->s;
+  pl->nunit = (seglen + (1 << unit_shift) - 1) >> unit_shift;
+  bool nopad = n->pad[0] == 0 && n->pad[1] == 0 && n->pad[2] == 0 && n->pad[3] == 0;
+  pl->inplace = vnni && x->type == HAWQ_QT_U8 && nopad && (seglen & 3) == 0;
+  if (pl->inplace) {
+    pl->hp = pl->h, pl->wp = pl->w;
+    pl->img_bytes = 0;
+  } else {
+    pl->hp = pl->h + n->pad[0] + n->pad[2];
+    pl->wp = pl->w + n->pad[1] + n->pad[3];
+  }
+  pl->pcb = pl->c * pl->esz;
+  pl->rsb = pl->wp * pl->pcb;
+  if (pl->hp > ((int64_t)1 << 24) || pl->rsb > ((int64_t)1 << 32) ||
+      pl->hp * pl->rsb > ((int64_t)1 << 36))
+    return false; /* absurd paddings stay on the reference */
+  if (!pl->inplace) pl->img_bytes = align64(pl->hp * pl->rsb + 64); /* slack: a unit's overrun */
+
+  /* Blocks, k-groups, tiles. */
+  pl->nblk = (pl->kg + pl->lanes - 1) >> (vnni ? 4 : 3);
+  tile_shape(isa, pl->nblk, &pl->nmax, &pl->mmax);
+  pl->nkgrp = 0;
+  for (int64_t b = 0; b < pl->nblk; b += pl->nmax) pl->nkgrp++;
+  if (2 * pl->q <= pl->mmax) {
+    pl->ntiles = (pl->p + 1) >> 1;
+  } else {
+    int64_t per_row = 0;
+    for (int64_t q = 0; q < pl->q; q += pl->mmax) per_row++;
+    pl->ntiles = pl->p * per_row;
+  }
+  pl->blk_bytes = (int64_t)pl->lanes * 4;
+  pl->wkg_bytes = pl->nseg * pl->nunit * pl->nmax * pl->blk_bytes;
+  int64_t last_blocks = pl->nblk - (pl->nkgrp - 1) * pl->nmax;
+  pl->wgrp_bytes =
+      (pl->nkgrp - 1) * pl->wkg_bytes + pl->nseg * pl->nunit * last_blocks * pl->blk_bytes;
+  pl->ep_bytes = (int64_t)pl->lanes * 4 * 9;
+
+  /* The packed form's parts. */
+  int64_t at = align64((int64_t)sizeof(cf_plan));
+  pl->off_seg = at;
+  at += align64(pl->nseg * (int64_t)sizeof(int64_t));
+  pl->off_tile = at;
+  at += align64(pl->ntiles * (int64_t)sizeof(cf_tile));
+  pl->off_bias = at;
+  at += align64(pl->groups * pl->nblk * pl->lanes * 4);
+  pl->off_ep = at;
+  at += align64(pl->groups * pl->nblk * pl->ep_bytes);
+  pl->off_w = at;
+  at += align64(pl->groups * pl->wgrp_bytes);
+  pl->total = at;
+  return true;
+}
+
+bool qrt_convf_supported(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa) {
+  cf_plan pl;
+  return geometry(m, n, isa, &pl);
+}
+
+size_t qrt_convf_packed_size(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa) {
+  cf_plan pl;
+  return geometry(m, n, isa, &pl) ? (size_t)pl.total : 0;
+}
+
+size_t qrt_convf_scratch_size(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, int batch,
+                              int threads) {
+  (void)batch, (void)threads; /* one image, filled by all threads, one sample at a time */
+  cf_plan pl;
+  if (!geometry(m, n, isa, &pl)) return 0;
+  return (size_t)(pl.img_bytes > 64 ? pl.img_bytes : 64);
+}
+
+/* Tiles of one sample's P x Q output: two rows at a time when two fit a tile, else each row
+ * cut into as few tiles as fit, of near-equal widths. */
+static void make_tiles(const cf_plan *pl, cf_tile *t) {
+  int64_t i = 0;
+  if (2 * pl->q <= pl->mmax) {
+    for (int64_t p = 0; p < pl->p; p += 2, i++) {
+      t[i] = (cf_tile){(int32_t)p, 0, (int32_t)pl->q, p + 1 < pl->p ? (int32_t)pl->q : 0};
+    }
+    return;
+  }
+  int64_t per_row = 0;
+  for (int64_t q = 0; q < pl->q; q += pl->mmax) per_row++;
+  int64_t base = qrt_quotient(pl->q, per_row), extra = pl->q - base * per_row;
+  for (int64_t p = 0; p < pl->p; p++) {
+    for (int64_t k = 0, q0 = 0; k < per_row; k++, i++) {
+      int64_t width = base + (k < extra);
+      t[i] = (cf_tile){(int32_t)p, (int32_t)q0, (int32_t)width, 0};
+      q0 += width;
+    }
+  }
+}
+
+void qrt_convf_pack(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, void *dst) {
+  cf_plan pl;
+  if (!geometry(m, n, isa, &pl)) return;
+  uint8_t *base = (uint8_t *)dst;
+  memset(base, 0, (size_t)pl.total);
+  memcpy(base, &pl, sizeof pl);
+
+  int64_t *seg = (int64_t *)(base + pl.off_seg);
+  bool merged = pl.nseg == pl.r; /* (with S = 1 both readings are the same) */
+  for (int64_t r = 0, i = 0; r < pl.r; r++) {
+    if (merged) {
+      seg[i++] = r * pl.dh * pl.rsb;
+      continue;
+    }
+    for (int64_t s = 0; s < pl.s; s++) seg[i++] = r * pl.dh * pl.rsb + s * pl.dw * pl.pcb;
+  }
+  make_tiles(&pl, (cf_tile *)(base + pl.off_tile));
+
+  int64_t len = pl.r * pl.s * pl.cg, lanes = pl.lanes;
+  int shift = pl.esz == 1 ? 2 : 1; /* values per unit: 4 or 2 */
+  int32_t *bias = (int32_t *)(base + pl.off_bias);
+  for (int64_t g = 0; g < pl.groups; g++) {
+    uint8_t *wg = base + pl.off_w + g * pl.wgrp_bytes;
+    for (int64_t j = 0, blk = 0; j < pl.nkgrp; j++) {
+      int64_t nb = min64(pl.nmax, pl.nblk - j * pl.nmax);
+      uint8_t *wk = wg + j * pl.wkg_bytes;
+      for (int64_t nn = 0; nn < nb; nn++, blk++) {
+        int64_t gb = g * pl.nblk + blk; /* the block's index over all groups */
+        uint8_t *ep = base + pl.off_ep + gb * pl.ep_bytes;
+        int32_t *em = (int32_t *)ep;
+        int64_t *arr = (int64_t *)(ep + lanes * 4);
+        int64_t half = lanes >> 1;
+        for (int64_t l = 0; l < lanes; l++) {
+          int64_t kl = blk * lanes + l, k = g * pl.kg + kl;
+          int64_t *e = arr + (l >> 1) + (l & 1) * half; /* even or odd lane arrays */
+          if (kl >= pl.kg) {
+            e[CF_EP_RND_E * half] = 1, e[CF_EP_SH_E * half] = 1; /* m = 0, c = 1; lo = hi = 0 */
+            continue;
+          }
+          hawq_dyadic d = n->dyadic[k];
+          em[l] = d.m;
+          e[CF_EP_RND_E * half] = (int64_t)1 << (d.c - 1);
+          e[CF_EP_SH_E * half] = d.c;
+          e[CF_EP_LO_E * half] = pl.ylo;
+          e[CF_EP_HI_E * half] = pl.yhi;
+          /* Weights: value i = (r * S + s) * cg + c of channel k's row. */
+          uint32_t sum = 0;
+          for (int64_t r = 0, i = 0; r < pl.r; r++) {
+            for (int64_t s = 0; s < pl.s; s++) {
+              int64_t sg = merged ? r : r * pl.s + s, u0 = merged ? s * pl.cg : 0;
+              for (int64_t c = 0; c < pl.cg; c++, i++) {
+                int32_t w = hawq_qweight_get(n, len, k, i);
+                sum += (uint32_t)w;
+                int64_t u = u0 + c, unit = u >> shift, t = u & ((1 << shift) - 1);
+                int64_t at = ((sg * pl.nunit + unit) * nb + nn) * pl.blk_bytes +
+                             (l << shift) * pl.esz + t * pl.esz;
+                if (pl.esz == 1) {
+                  wk[at] = (uint8_t)(int8_t)w;
+                } else {
+                  int16_t w16 = (int16_t)w;
+                  memcpy(wk + at, &w16, sizeof w16);
+                }
+              }
+            }
+          }
+          /* acc = bias + sum((x + zp) * w) - zp * sum(w), modulo 2^32 */
+          bias[gb * lanes + l] = (int32_t)((uint32_t)n->bias[k] - (uint32_t)pl.zp * sum);
+        }
+      }
+    }
+  }
+}
+
+/* ---- The padded image ---- */
+
+/* count elements of the image's padding value at dst. */
+static void fill_pad(const cf_plan *pl, uint8_t *dst, int64_t count) {
+  memset(dst, pl->esz == 1 ? pl->zp : 0, (size_t)(count * pl->esz));
+}
+
+/* One input row of W pixels (xr) as image elements at dst. */
+static void fill_pixels(const cf_plan *pl, const uint8_t *xr, uint8_t *dst) {
+  int64_t n = pl->w * pl->c;
+  hawq_qtype t = (hawq_qtype)pl->xt;
+  if (pl->esz == 1) {
+    if (t == HAWQ_QT_U8) {
+      memcpy(dst, xr, (size_t)n);
+    } else if (t == HAWQ_QT_I8) {
+      for (int64_t i = 0; i < n; i++) dst[i] = (uint8_t)(xr[i] ^ 0x80);
+    } else {
+      uint8_t flip = t == HAWQ_QT_I4 ? 8 : 0; /* x + 8 for signed nibbles */
+      for (int64_t px = 0; px < pl->w; px++, xr += pl->xrb, dst += pl->c) {
+        int64_t c = 0;
+        for (; c + 1 < pl->c; c += 2) {
+          uint8_t b = xr[c >> 1];
+          dst[c] = (uint8_t)((b & 15) ^ flip);
+          dst[c + 1] = (uint8_t)((b >> 4) ^ flip);
+        }
+        if (c < pl->c) dst[c] = (uint8_t)((xr[c >> 1] & 15) ^ flip);
+      }
+    }
+    return;
+  }
+  int16_t *d16 = (int16_t *)(void *)dst;
+  if (t == HAWQ_QT_U8) {
+    for (int64_t i = 0; i < n; i++) d16[i] = xr[i];
+  } else if (t == HAWQ_QT_I8) {
+    for (int64_t i = 0; i < n; i++) d16[i] = (int8_t)xr[i];
+  } else {
+    for (int64_t px = 0; px < pl->w; px++, xr += pl->xrb, d16 += pl->c) {
+      for (int64_t c = 0; c < pl->c; c++) d16[c] = (int16_t)hawq_qrow_get(t, xr, c);
+    }
+  }
+}
+
+/* Image rows [r0, r1) of the sample xs; the last row's owner also clears the slack. */
+static void fill_rows(const cf_plan *pl, const uint8_t *xs, uint8_t *img, int64_t r0, int64_t r1) {
+  int64_t pr = pl->wp - pl->w - pl->pl;
+  for (int64_t hr = r0; hr < r1; hr++) {
+    uint8_t *row = img + hr * pl->rsb;
+    int64_t ih = hr - pl->pt;
+    if (ih < 0 || ih >= pl->h) {
+      fill_pad(pl, row, pl->wp * pl->c);
+      continue;
+    }
+    fill_pad(pl, row, pl->pl * pl->c);
+    fill_pixels(pl, xs + ih * pl->w * pl->xrb, row + pl->pl * pl->pcb);
+    fill_pad(pl, row + (pl->pl + pl->w) * pl->pcb, pr * pl->c);
+  }
+  if (r1 == pl->hp && r0 < r1) {
+    int64_t used = pl->hp * pl->rsb;
+    memset(img + used, 0, (size_t)(pl->img_bytes - used));
+  }
+}
+
+/* ---- The driver ---- */
+
+/* Work items [i0, i1) of the sample-major order (sample, group, k-group, tile); samples
+ * counted from the one whose data cx holds when `samples` is 1. */
+static void run_items(const cf_plan *pl, cf_tile_fn fn, const cf_ctx *cx, int64_t i0, int64_t i1,
+                      bool step_samples) {
+  const cf_tile *tiles = (const cf_tile *)((const uint8_t *)pl + pl->off_tile);
+  int64_t q1 = qrt_quotient(i0, pl->ntiles), t = i0 - q1 * pl->ntiles;
+  int64_t q2 = qrt_quotient(q1, pl->nkgrp), j = q1 - q2 * pl->nkgrp;
+  int64_t b = qrt_quotient(q2, pl->groups), g = q2 - b * pl->groups;
+  cf_ctx c = *cx;
+  for (int64_t i = i0; i < i1; i++) {
+    if (step_samples) {
+      c.img = cx->img + b * pl->xsample;
+      c.res = cx->res ? cx->res + b * pl->rsample : NULL;
+      c.y = cx->y + b * pl->ysample;
+    }
+    fn(pl, &c, g, j, &tiles[t]);
+    if (++t == pl->ntiles) {
+      t = 0;
+      if (++j == pl->nkgrp) {
+        j = 0;
+        if (++g == pl->groups) g = 0, b++;
+      }
+    }
+  }
+}
+
+void qrt_convf_run(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, const void *packed,
+                   const uint8_t *x, const uint8_t *res, uint8_t *y, void *scratch, int batch,
+                   int threads) {
+  (void)m, (void)n; /* everything the kernels read is in the packed form */
+  const cf_plan *pl = (const cf_plan *)packed;
+  cf_tile_fn fn = isa == HAWQ_ISA_AVX512VNNI ? cf_tile_avx512vnni : cf_tile_avx2;
+  int64_t per_sample = pl->groups * pl->nkgrp * pl->ntiles;
+  uint8_t *img = (uint8_t *)scratch;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    int64_t i0, i1;
+    if (pl->inplace) {
+      cf_ctx cx = {x, res, y};
+      qrt_thread_range(batch * per_sample, &i0, &i1);
+      run_items(pl, fn, &cx, i0, i1, true);
+    } else {
+      for (int64_t b = 0; b < batch; b++) {
+        int64_t r0, r1;
+        qrt_thread_range(pl->hp, &r0, &r1);
+        fill_rows(pl, x + b * pl->xsample, img, r0, r1);
+#pragma omp barrier
+        cf_ctx cx = {img, res ? res + b * pl->rsample : NULL, y + b * pl->ysample};
+        qrt_thread_range(per_sample, &i0, &i1);
+        run_items(pl, fn, &cx, i0, i1, false);
+#pragma omp barrier
+      }
+    }
+  }
+}

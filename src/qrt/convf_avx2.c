@@ -1,0 +1,137 @@
+/* The AVX2 tile kernel (convf_internal.h): the image holds int16 values, the weights int16
+ * pairs for blocks of 8 output channels; vpmaddwd (exact: i16 x i16 pairs summed into i32, no
+ * saturation, unlike vpmaddubsw) times a broadcast pair of image values, added into a tile of up
+ * to 6 pixels x 2 blocks of ymm accumulators. The epilogue is the reference arithmetic per
+ * value. Compiled with -mavx2; called only when the plan found the CPU has it. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "qrt/convf_internal.h"
+
+#define AINLINE static inline __attribute__((always_inline))
+
+typedef struct at_args {
+  const uint8_t *a0, *a1; /* window origin of the tile's first pixel on rows p and p + 1 */
+  int64_t ps;             /* bytes between neighbouring output pixels' windows */
+  const int64_t *seg;
+  int64_t nseg, nunit;
+  const uint8_t *w;
+  const int32_t *bias;
+  int32_t *out; /* [pixel][block][8] */
+} at_args;
+
+AINLINE __m256i bcast32(const uint8_t *p) {
+  int32_t v;
+  memcpy(&v, p, sizeof v);
+  return _mm256_set1_epi32(v);
+}
+
+AINLINE void avx2_tile(const int MA, const int MB, const int N, const at_args *a) {
+  __m256i acc[CF_AVX2_MMAX][2];
+#pragma GCC unroll 2
+  for (int n = 0; n < N; n++) {
+    __m256i b = _mm256_load_si256((const __m256i *)(const void *)(a->bias + 8 * n));
+#pragma GCC unroll 6
+    for (int i = 0; i < MA + MB; i++) acc[i][n] = b;
+  }
+  const uint8_t *w = a->w;
+  const int64_t ps = a->ps;
+  for (int64_t sg = 0; sg < a->nseg; sg++) {
+    const uint8_t *pa = a->a0 + a->seg[sg], *pb = a->a1 + a->seg[sg];
+    for (int64_t u = 0; u < a->nunit; u++, pa += 4, pb += 4, w += 32 * N) {
+      __m256i wv[2];
+#pragma GCC unroll 2
+      for (int n = 0; n < N; n++)
+        wv[n] = _mm256_load_si256((const __m256i *)(const void *)(w + 32 * n));
+#pragma GCC unroll 6
+      for (int i = 0; i < MA; i++) {
+        __m256i xv = bcast32(pa + i * ps);
+#pragma GCC unroll 2
+        for (int n = 0; n < N; n++)
+          acc[i][n] = _mm256_add_epi32(acc[i][n], _mm256_madd_epi16(xv, wv[n]));
+      }
+#pragma GCC unroll 6
+      for (int i = 0; i < MB; i++) {
+        __m256i xv = bcast32(pb + i * ps);
+#pragma GCC unroll 2
+        for (int n = 0; n < N; n++)
+          acc[MA + i][n] = _mm256_add_epi32(acc[MA + i][n], _mm256_madd_epi16(xv, wv[n]));
+      }
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < MA + MB; i++) {
+#pragma GCC unroll 2
+    for (int n = 0; n < N; n++)
+      _mm256_store_si256((__m256i *)(void *)(a->out + (i * N + n) * 8), acc[i][n]);
+  }
+}
+
+typedef void (*at_fn)(const at_args *a);
+#define AT_DEF(MA, MB, N)                              \
+  static void at_##MA##_##MB##_##N(const at_args *a) { \
+    avx2_tile(MA, MB, N, a);                           \
+  }
+#define AT_N(N)   \
+  AT_DEF(1, 0, N) \
+  AT_DEF(2, 0, N) \
+  AT_DEF(3, 0, N) \
+  AT_DEF(4, 0, N) AT_DEF(5, 0, N) AT_DEF(6, 0, N) AT_DEF(1, 1, N) AT_DEF(2, 2, N) AT_DEF(3, 3, N)
+AT_N(1)
+AT_N(2)
+#define AT_ENTRIES(N)                                                                   \
+  {                                                                                     \
+    [1][0] = at_1_0_##N, [2][0] = at_2_0_##N, [3][0] = at_3_0_##N, [4][0] = at_4_0_##N, \
+    [5][0] = at_5_0_##N, [6][0] = at_6_0_##N, [1][1] = at_1_1_##N, [2][1] = at_2_2_##N, \
+    [3][1] = at_3_3_##N                                                                 \
+  }
+static const at_fn at_table[2][CF_AVX2_MMAX + 1][2] = {AT_ENTRIES(1), AT_ENTRIES(2)};
+
+/* The reference arithmetic on the tile's accumulators (packed epilogue constants). */
+static void epilogue(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, const cf_tile *t,
+                     const int32_t *acc, int nb) {
+  const uint8_t *pk = (const uint8_t *)pl;
+  int npix = t->ma + t->mb;
+  hawq_qtype yt = (hawq_qtype)pl->yt, rt = (hawq_qtype)pl->rt;
+  for (int n = 0; n < nb; n++) {
+    int64_t blk = j * pl->nmax + n, kl0 = blk * 8;
+    const uint8_t *ep = pk + pl->off_ep + (g * pl->nblk + blk) * pl->ep_bytes;
+    const int32_t *em = (const int32_t *)(const void *)ep;
+    const int64_t *arr = (const int64_t *)(const void *)(ep + 32);
+    int valid = (int)(pl->kg - kl0 < 8 ? pl->kg - kl0 : 8);
+    int64_t ch = g * pl->kg + kl0;
+    for (int i = 0; i < npix; i++) {
+      int64_t pix = i < t->ma ? (int64_t)t->p * pl->q + t->q0 + i
+                              : (int64_t)(t->p + 1) * pl->q + t->q0 + (i - t->ma);
+      const int32_t *a = acc + (i * nb + n) * 8;
+      uint8_t *yr = cx->y + pix * pl->yrb;
+      const uint8_t *rr = pl->rt >= 0 ? cx->res + pix * pl->rrb : NULL;
+      for (int l = 0; l < valid; l++) {
+        const int64_t *e = arr + (l >> 1) + (l & 1) * 4;
+        int64_t v = ((int64_t)a[l] * em[l] + e[CF_EP_RND_E * 4]) >> e[CF_EP_SH_E * 4];
+        if (rr) v += hawq_rescale(hawq_qrow_get(rt, rr, ch + l), pl->rd);
+        hawq_qrow_set(yt, yr, ch + l, (int32_t)hawq_clamp64(v, pl->ylo, pl->yhi));
+      }
+      if (ch + valid == pl->k) qrt_row_finish(yt, yr, pl->k);
+    }
+  }
+}
+
+void cf_tile_avx2(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, const cf_tile *t) {
+  const uint8_t *pk = (const uint8_t *)pl;
+  at_args a;
+  a.a0 = cx->img + (int64_t)t->p * pl->sh * pl->rsb + (int64_t)t->q0 * pl->sw * pl->pcb +
+         g * pl->cg * 2;
+  a.a1 = t->mb ? a.a0 + pl->sh * pl->rsb : a.a0;
+  a.ps = pl->sw * pl->pcb;
+  a.seg = (const int64_t *)(const void *)(pk + pl->off_seg);
+  a.nseg = pl->nseg, a.nunit = pl->nunit;
+  a.w = pk + pl->off_w + g * pl->wgrp_bytes + j * pl->wkg_bytes;
+  int64_t blk0 = j * pl->nmax;
+  a.bias = (const int32_t *)(const void *)(pk + pl->off_bias) + (g * pl->nblk + blk0) * 8;
+  int nb = (int)(pl->nblk - blk0 < pl->nmax ? pl->nblk - blk0 : pl->nmax);
+  int32_t acc[CF_AVX2_MMAX * 2 * 8] __attribute__((aligned(32)));
+  a.out = acc;
+  at_table[nb - 1][t->ma][t->mb ? 1 : 0](&a);
+  epilogue(pl, cx, g, j, t, acc, nb);
+}

@@ -1,0 +1,228 @@
+/* The AVX-512 VNNI tile kernel (convf_internal.h): a tile of up to 14 output pixels x up to
+ * 4 blocks of 16 output channels accumulates in zmm registers with vpdpbusd (u8 image values
+ * broadcast per pixel, times the packed s8 weights of 16 channels x 4 values), then the fused
+ * epilogue rescales each channel in int64 (vpmuldq on even and odd lanes, vpsravq), adds the
+ * rescaled residual, clamps and narrows to the output type. Compiled with -mavx512f -mavx512bw
+ * -mavx512vl -mavx512vnni; called only when the plan found the CPU has them. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "qrt/convf_internal.h"
+
+#define AINLINE static inline __attribute__((always_inline))
+
+typedef struct vt_args {
+  const uint8_t *a0, *a1; /* window origin of the tile's first pixel on rows p and p + 1 */
+  int64_t ps;             /* bytes between neighbouring output pixels' windows */
+  const int64_t *seg;
+  int64_t nseg, nunit;
+  const uint8_t *w;
+  const int32_t *bias;
+  int32_t *out; /* [pixel][block][16] */
+} vt_args;
+
+AINLINE __m512i bcast32(const uint8_t *p) {
+  int32_t v;
+  memcpy(&v, p, sizeof v);
+  return _mm512_set1_epi32(v);
+}
+
+AINLINE void vnni_tile(const int MA, const int MB, const int N, const vt_args *a) {
+  __m512i acc[CF_VNNI_MMAX][4];
+#pragma GCC unroll 4
+  for (int n = 0; n < N; n++) {
+    __m512i b = _mm512_load_si512((const void *)(a->bias + 16 * n));
+#pragma GCC unroll 14
+    for (int i = 0; i < MA + MB; i++) acc[i][n] = b;
+  }
+  const uint8_t *w = a->w;
+  const int64_t ps = a->ps;
+  for (int64_t sg = 0; sg < a->nseg; sg++) {
+    const uint8_t *pa = a->a0 + a->seg[sg], *pb = a->a1 + a->seg[sg];
+    for (int64_t u = 0; u < a->nunit; u++, pa += 4, pb += 4, w += 64 * N) {
+      __m512i wv[4];
+#pragma GCC unroll 4
+      for (int n = 0; n < N; n++) wv[n] = _mm512_load_si512((const void *)(w + 64 * n));
+#pragma GCC unroll 14
+      for (int i = 0; i < MA; i++) {
+        __m512i xv = bcast32(pa + i * ps);
+#pragma GCC unroll 4
+        for (int n = 0; n < N; n++) acc[i][n] = _mm512_dpbusd_epi32(acc[i][n], xv, wv[n]);
+      }
+#pragma GCC unroll 14
+      for (int i = 0; i < MB; i++) {
+        __m512i xv = bcast32(pb + i * ps);
+#pragma GCC unroll 4
+        for (int n = 0; n < N; n++) acc[MA + i][n] = _mm512_dpbusd_epi32(acc[MA + i][n], xv, wv[n]);
+      }
+    }
+  }
+#pragma GCC unroll 14
+  for (int i = 0; i < MA + MB; i++) {
+#pragma GCC unroll 4
+    for (int n = 0; n < N; n++) _mm512_store_si512((void *)(a->out + (i * N + n) * 16), acc[i][n]);
+  }
+}
+
+/* One function per (MA, MB, N): MB is 0 (one row) or MA (two rows), MA + MB <= the largest
+ * tile for N blocks (14, 14, 9, 6 for N = 1..4: accumulators + weights + broadcast <= 32). */
+typedef void (*vt_fn)(const vt_args *a);
+#define VT_DEF(MA, MB, N)                              \
+  static void vt_##MA##_##MB##_##N(const vt_args *a) { \
+    vnni_tile(MA, MB, N, a);                           \
+  }
+#define VT_ROW(N, MA) VT_DEF(MA, 0, N)
+#define VT_TWO(N, MA) VT_DEF(MA, MA, N)
+#define VT_ROWS_6(N) VT_ROW(N, 1) VT_ROW(N, 2) VT_ROW(N, 3) VT_ROW(N, 4) VT_ROW(N, 5) VT_ROW(N, 6)
+#define VT_ROWS_9(N) VT_ROWS_6(N) VT_ROW(N, 7) VT_ROW(N, 8) VT_ROW(N, 9)
+#define VT_ROWS_14(N) \
+  VT_ROWS_9(N) VT_ROW(N, 10) VT_ROW(N, 11) VT_ROW(N, 12) VT_ROW(N, 13) VT_ROW(N, 14)
+#define VT_TWOS_3(N) VT_TWO(N, 1) VT_TWO(N, 2) VT_TWO(N, 3)
+#define VT_TWOS_4(N) VT_TWOS_3(N) VT_TWO(N, 4)
+#define VT_TWOS_7(N) VT_TWOS_4(N) VT_TWO(N, 5) VT_TWO(N, 6) VT_TWO(N, 7)
+VT_ROWS_14(1)
+VT_ROWS_14(2)
+VT_ROWS_9(3)
+VT_ROWS_6(4)
+VT_TWOS_7(1)
+VT_TWOS_7(2)
+VT_TWOS_4(3)
+VT_TWOS_3(4)
+
+#define R1(N, MA) [MA][0] = vt_##MA##_0_##N
+#define R2(N, MA) [MA][1] = vt_##MA##_##MA##_##N
+#define ROWS6(N) R1(N, 1), R1(N, 2), R1(N, 3), R1(N, 4), R1(N, 5), R1(N, 6)
+#define ROWS9(N) ROWS6(N), R1(N, 7), R1(N, 8), R1(N, 9)
+#define ROWS14(N) ROWS9(N), R1(N, 10), R1(N, 11), R1(N, 12), R1(N, 13), R1(N, 14)
+#define TWOS3(N) R2(N, 1), R2(N, 2), R2(N, 3)
+#define TWOS4(N) TWOS3(N), R2(N, 4)
+#define TWOS7(N) TWOS4(N), R2(N, 5), R2(N, 6), R2(N, 7)
+static const vt_fn vt_table[4][CF_VNNI_MMAX + 1][2] = {
+    {ROWS14(1), TWOS7(1)}, {ROWS14(2), TWOS7(2)}, {ROWS9(3), TWOS4(3)}, {ROWS6(4), TWOS3(4)}};
+
+/* ---- Epilogue ---- */
+
+/* 16 residual values of type rt from channel ch of row p (valid lanes; the rest 0). */
+AINLINE __m512i load_residual(hawq_qtype rt, const uint8_t *p, int64_t ch, int valid) {
+  __mmask16 m16 = (__mmask16)((1u << valid) - 1);
+  switch (rt) {
+    case HAWQ_QT_U8:
+      return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m16, p + ch));
+    case HAWQ_QT_I8:
+      return _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m16, p + ch));
+    case HAWQ_QT_I16:
+      return _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m16, p + 2 * ch));
+    case HAWQ_QT_I32:
+      return _mm512_maskz_loadu_epi32(m16, p + 4 * ch);
+    case HAWQ_QT_U4:
+    case HAWQ_QT_I4: {
+      __mmask16 m8 = (__mmask16)((1u << ((valid + 1) >> 1)) - 1);
+      __m128i b = _mm_maskz_loadu_epi8(m8, p + (ch >> 1));
+      __m512i v = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(b, b)); /* lane l: byte l / 2 */
+      if (rt == HAWQ_QT_U4) {
+        __m512i sh = _mm512_set_epi32(4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0);
+        return _mm512_and_si512(_mm512_srlv_epi32(v, sh), _mm512_set1_epi32(15));
+      }
+      __m512i sh = _mm512_set_epi32(24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28, 24, 28);
+      return _mm512_srai_epi32(_mm512_sllv_epi32(v, sh), 28);
+    }
+    case HAWQ_QT_COUNT:
+      break;
+  }
+  return _mm512_setzero_si512();
+}
+
+/* Stores the clamped even (channel 2i) and odd (2i + 1) int64 lanes at channel ch of row p. */
+AINLINE void store_out(hawq_qtype yt, uint8_t *p, int64_t ch, int valid, __m512i e, __m512i o) {
+  __mmask16 m16 = (__mmask16)((1u << valid) - 1);
+  if (yt == HAWQ_QT_U4 || yt == HAWQ_QT_I4) {
+    __m512i nib = _mm512_set1_epi64(15);
+    __m512i b =
+        _mm512_or_si512(_mm512_and_si512(e, nib), _mm512_slli_epi64(_mm512_and_si512(o, nib), 4));
+    __mmask8 m8 = (__mmask8)((1u << ((valid + 1) >> 1)) - 1);
+    _mm512_mask_cvtepi64_storeu_epi8(p + (ch >> 1), m8, b);
+    return;
+  }
+  /* lane 2i + 1 takes o's low dword: vpshufd selecting dwords 0 and 2 into 1 and 3 */
+  __m512i v = _mm512_mask_shuffle_epi32(e, (__mmask16)0xAAAA, o, (_MM_PERM_ENUM)0x80);
+  switch (yt) {
+    case HAWQ_QT_U8:
+    case HAWQ_QT_I8:
+      _mm512_mask_cvtepi32_storeu_epi8(p + ch, m16, v);
+      break;
+    case HAWQ_QT_I16:
+      _mm512_mask_cvtepi32_storeu_epi16(p + 2 * ch, m16, v);
+      break;
+    case HAWQ_QT_I32:
+      _mm512_mask_storeu_epi32(p + 4 * ch, m16, v);
+      break;
+    default:
+      break;
+  }
+}
+
+static void epilogue(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, const cf_tile *t,
+                     const int32_t *acc, int nb) {
+  const uint8_t *pk = (const uint8_t *)pl;
+  int npix = t->ma + t->mb;
+  hawq_qtype yt = (hawq_qtype)pl->yt, rt = (hawq_qtype)pl->rt;
+  bool has_res = pl->rt >= 0;
+  __m512i rm = _mm512_set1_epi64(pl->rd.m);
+  __m512i rrnd = _mm512_set1_epi64(has_res ? (int64_t)1 << (pl->rd.c - 1) : 0);
+  __m512i rsh = _mm512_set1_epi64(pl->rd.c);
+  for (int n = 0; n < nb; n++) {
+    int64_t blk = j * pl->nmax + n, kl0 = blk * 16;
+    const uint8_t *ep = pk + pl->off_ep + (g * pl->nblk + blk) * pl->ep_bytes;
+    int valid = (int)(pl->kg - kl0 < 16 ? pl->kg - kl0 : 16);
+    int64_t ch = g * pl->kg + kl0;
+    __m512i me = _mm512_load_si512((const void *)ep);
+    __m512i mo = _mm512_srli_epi64(me, 32);
+    __m512i rnd_e = _mm512_load_si512((const void *)(ep + 64));
+    __m512i rnd_o = _mm512_load_si512((const void *)(ep + 128));
+    __m512i sh_e = _mm512_load_si512((const void *)(ep + 192));
+    __m512i sh_o = _mm512_load_si512((const void *)(ep + 256));
+    __m512i lo_e = _mm512_load_si512((const void *)(ep + 320));
+    __m512i lo_o = _mm512_load_si512((const void *)(ep + 384));
+    __m512i hi_e = _mm512_load_si512((const void *)(ep + 448));
+    __m512i hi_o = _mm512_load_si512((const void *)(ep + 512));
+    for (int i = 0; i < npix; i++) {
+      int64_t pix = i < t->ma ? (int64_t)t->p * pl->q + t->q0 + i
+                              : (int64_t)(t->p + 1) * pl->q + t->q0 + (i - t->ma);
+      __m512i a = _mm512_load_si512((const void *)(acc + (i * nb + n) * 16));
+      __m512i e = _mm512_mul_epi32(a, me);
+      __m512i o = _mm512_mul_epi32(_mm512_srli_epi64(a, 32), mo);
+      e = _mm512_srav_epi64(_mm512_add_epi64(e, rnd_e), sh_e);
+      o = _mm512_srav_epi64(_mm512_add_epi64(o, rnd_o), sh_o);
+      if (has_res) {
+        __m512i r = load_residual(rt, cx->res + pix * pl->rrb, ch, valid);
+        __m512i re = _mm512_mul_epi32(r, rm);
+        __m512i ro = _mm512_mul_epi32(_mm512_srli_epi64(r, 32), rm);
+        e = _mm512_add_epi64(e, _mm512_srav_epi64(_mm512_add_epi64(re, rrnd), rsh));
+        o = _mm512_add_epi64(o, _mm512_srav_epi64(_mm512_add_epi64(ro, rrnd), rsh));
+      }
+      e = _mm512_min_epi64(_mm512_max_epi64(e, lo_e), hi_e);
+      o = _mm512_min_epi64(_mm512_max_epi64(o, lo_o), hi_o);
+      store_out(yt, cx->y + pix * pl->yrb, ch, valid, e, o);
+    }
+  }
+}
+
+void cf_tile_avx512vnni(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j,
+                        const cf_tile *t) {
+  const uint8_t *pk = (const uint8_t *)pl;
+  vt_args a;
+  a.a0 =
+      cx->img + (int64_t)t->p * pl->sh * pl->rsb + (int64_t)t->q0 * pl->sw * pl->pcb + g * pl->cg;
+  a.a1 = t->mb ? a.a0 + pl->sh * pl->rsb : a.a0;
+  a.ps = pl->sw * pl->pcb;
+  a.seg = (const int64_t *)(pk + pl->off_seg);
+  a.nseg = pl->nseg, a.nunit = pl->nunit;
+  a.w = pk + pl->off_w + g * pl->wgrp_bytes + j * pl->wkg_bytes;
+  int64_t blk0 = j * pl->nmax;
+  a.bias = (const int32_t *)(pk + pl->off_bias) + (g * pl->nblk + blk0) * 16;
+  int nb = (int)(pl->nblk - blk0 < pl->nmax ? pl->nblk - blk0 : pl->nmax);
+  int32_t acc[CF_VNNI_MMAX * 4 * 16] __attribute__((aligned(64)));
+  a.out = acc;
+  vt_table[nb - 1][t->ma][t->mb ? 1 : 0](&a);
+  epilogue(pl, cx, g, j, t, acc, nb);
+}

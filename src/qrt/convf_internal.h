@@ -1,0 +1,105 @@
+/* Shared layout of the fast convolution kernels (convf.h): the packed form of a node, its
+ * geometry, and the entry points of the per-level tile kernels.
+ *
+ * The convolution is an implicit GEMM over a padded copy of each input sample (the "image"):
+ * (H + pads) x (W + pads) pixels of C values each, unpacked from 4-bit and widened to the level's
+ * element (u8 for AVX-512 VNNI, int16 for AVX2), padded taps holding the shifted zero zp. The
+ * reduction of one output pixel is cut into nseg "segments" of contiguous image bytes, each
+ * nunit 4-byte units long (4 u8 values or 2 int16 values per unit):
+ *   - row-merged (groups == 1 and the kernel's columns adjacent: dilation 1 or one column): one
+ *     segment per kernel row r, covering the S x C values of that row of the window at once, so
+ *     that small C (an RGB stem) does not waste lanes;
+ *   - per tap otherwise: one segment of C/g values per (r, s).
+ * A segment's last unit may reach past its values into the next ones (or the image's slack);
+ * the packed weights are zero there. Output channels come in blocks of `lanes` (16 or 8); a
+ * k-group is up to nmax blocks computed together; a tile is up to mmax output pixels, on one
+ * output row or on two rows (MA pixels on row p, MB on row p + 1, same columns).
+ *
+ * Signed 8-bit / 4-bit inputs on VNNI (which multiplies u8 by s8) are stored as x + zp
+ * (128 / 8) and the bias absorbs -zp * sum(w) modulo 2^32: the accumulation wraps modulo 2^32
+ * and the true result fits int32 (validated), so the sum is exact.
+ *
+ * Packed form (64-byte aligned parts, offsets from its start): cf_plan, segment offsets
+ * (int64), tiles, biases (int32 per block lane, corrections folded), epilogue constants per
+ * block (cf_ep layout below), weights [group][k-group][segment][unit][block][lane][unit values].
+ */
+#ifndef HAWQ_QRT_CONVF_INTERNAL_H
+#define HAWQ_QRT_CONVF_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qrt/convf.h"
+#include "qrt/qrt_internal.h"
+
+typedef struct cf_tile {
+  int32_t p, q0, ma, mb; /* ma pixels at (p, q0..), mb at (p + 1, q0..) */
+} cf_tile;
+
+typedef struct cf_plan {
+  int32_t isa;
+  int32_t xt, yt, rt; /* input, output, residual types; rt -1 without a residual */
+  int32_t ylo, yhi;
+  int32_t zp;      /* the image's value of a padded tap, and the shift of the input values */
+  int32_t inplace; /* the image is the input sample itself (U8, no padding, whole units) */
+  int32_t lanes;   /* output channels per block: 16 (VNNI) or 8 (AVX2) */
+  int32_t esz;     /* bytes per image element: 1 or 2 */
+  int32_t nmax;    /* blocks per k-group */
+  int32_t mmax;    /* pixels per tile */
+  hawq_dyadic rd;  /* residual dyadic */
+  int64_t h, w, c, p, q, k, groups, cg, kg, r, s;
+  int64_t sh, sw, dh, dw, pt, pl;
+  int64_t hp, wp;        /* the image's rows and columns */
+  int64_t pcb, rsb;      /* the image's pixel and row strides, bytes */
+  int64_t img_bytes;     /* one image with its slack, 64-byte multiple (0 when in place) */
+  int64_t nseg;          /* segments per output pixel */
+  int64_t nunit;         /* 4-byte units per segment */
+  int64_t nblk;          /* blocks per group */
+  int64_t nkgrp;         /* k-groups per group */
+  int64_t ntiles;        /* tiles covering one sample's output */
+  int64_t xrb, yrb, rrb; /* row bytes of an input, output and residual pixel */
+  int64_t xsample, ysample, rsample; /* bytes of one sample */
+  int64_t blk_bytes;                 /* weight bytes of one (unit, block): lanes * 4 */
+  int64_t wkg_bytes;                 /* weight bytes of a full k-group */
+  int64_t wgrp_bytes;                /* weight bytes of one group */
+  int64_t ep_bytes;                  /* epilogue constants of one block */
+  int64_t off_seg, off_tile, off_bias, off_ep, off_w, total;
+} cf_plan;
+
+/* Epilogue constants of one block of L lanes: m[L] (int32), then eight int64[L / 2] arrays for
+ * the even and odd lanes (lane 2i and 2i + 1): rounding term 2^(c-1), shift c, lo, hi. Padded
+ * lanes (beyond the group's channels) have m = 0, c = 1 and lo = hi = 0, so they compute 0. */
+enum {
+  CF_EP_RND_E,
+  CF_EP_RND_O,
+  CF_EP_SH_E,
+  CF_EP_SH_O,
+  CF_EP_LO_E,
+  CF_EP_LO_O,
+  CF_EP_HI_E,
+  CF_EP_HI_O
+};
+
+static inline const int64_t *cf_ep_arr(const cf_plan *pl, const void *ep, int which) {
+  return (const int64_t *)((const uint8_t *)ep + pl->lanes * 4 + which * pl->lanes * 4);
+}
+
+/* Where one tile's data lives: the sample's image, residual and output. */
+typedef struct cf_ctx {
+  const uint8_t *img; /* the sample's image (or input sample when in place) */
+  const uint8_t *res; /* the sample's residual or NULL */
+  uint8_t *y;         /* the sample's output */
+} cf_ctx;
+
+/* The per-level tile kernels: computes tile t of k-group j of group g of one sample. */
+typedef void (*cf_tile_fn)(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j,
+                           const cf_tile *t);
+void cf_tile_avx512vnni(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j,
+                        const cf_tile *t);
+void cf_tile_avx2(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, const cf_tile *t);
+
+/* The tile sizes each level's kernels are instantiated for. */
+enum { CF_VNNI_MMAX = 14, CF_AVX2_MMAX = 6 };
+
+#endif
