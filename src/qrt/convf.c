@@ -14,13 +14,16 @@ static int64_t min64(int64_t a, int64_t b) {
   return a < b ? a : b;
 }
 
-/* Blocks per k-group and pixels per tile of a level, for a group of nblk blocks. On VNNI a
- * tile's accumulators, its k-group's weight registers and a broadcast fit 32 zmm: 14 x 2 for
- * wide layers; 14 x 1 for a single block. AVX2: 6 x 2 in 16 ymm. */
-static void tile_shape(hawq_isa isa, int64_t nblk, int32_t *nmax, int32_t *mmax) {
+/* Blocks per k-group and pixels per tile of a level, for a group of nblk blocks and output rows
+ * of q pixels. On VNNI a tile's accumulators, its k-group's weight registers and a broadcast fit
+ * 32 zmm: 14 x 2 by default (the fewest loads per vpdpbusd), 6 x 4 for 64-channel layers with
+ * wide rows (the input read once; measured a few % faster), 14 x 1 for a single block. AVX2:
+ * 6 x 2 in 16 ymm. */
+static void tile_shape(hawq_isa isa, int64_t nblk, int64_t q, int32_t *nmax, int32_t *mmax) {
   if (isa == HAWQ_ISA_AVX512VNNI) {
-    *nmax = nblk >= 2 ? 2 : 1;
-    *mmax = CF_VNNI_MMAX;
+    bool four = nblk == 4 && q >= 24;
+    *nmax = four ? 4 : nblk >= 2 ? 2 : 1;
+    *mmax = four ? 6 : CF_VNNI_MMAX;
   } else {
     *nmax = nblk >= 2 ? 2 : 1;
     *mmax = CF_AVX2_MMAX;
@@ -89,7 +92,7 @@ static bool geometry(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cf
 
   /* Blocks, k-groups, tiles. */
   pl->nblk = (pl->kg + pl->lanes - 1) >> (vnni ? 4 : 3);
-  tile_shape(isa, pl->nblk, &pl->nmax, &pl->mmax);
+  tile_shape(isa, pl->nblk, pl->q, &pl->nmax, &pl->mmax);
   pl->nkgrp = 0;
   for (int64_t b = 0; b < pl->nblk; b += pl->nmax) pl->nkgrp++;
   if (2 * pl->q <= pl->mmax) {
@@ -104,7 +107,8 @@ static bool geometry(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cf
   int64_t last_blocks = pl->nblk - (pl->nkgrp - 1) * pl->nmax;
   pl->wgrp_bytes =
       (pl->nkgrp - 1) * pl->wkg_bytes + pl->nseg * pl->nunit * last_blocks * pl->blk_bytes;
-  pl->ep_bytes = (int64_t)pl->lanes * 4 * 9;
+  pl->ep_bytes = (int64_t)pl->lanes * 4 * CF_EP_SLOTS;
+  pl->kmajor = pl->wgrp_bytes > ((int64_t)1 << 20);
 
   /* The packed form's parts. */
   int64_t at = align64((int64_t)sizeof(cf_plan));
@@ -191,22 +195,30 @@ void qrt_convf_pack(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, voi
       for (int64_t nn = 0; nn < nb; nn++, blk++) {
         int64_t gb = g * pl.nblk + blk; /* the block's index over all groups */
         uint8_t *ep = base + pl.off_ep + gb * pl.ep_bytes;
-        int32_t *em = (int32_t *)ep;
-        int64_t *arr = (int64_t *)(ep + lanes * 4);
+        int32_t *em = (int32_t *)(void *)(ep + CF_EP_M * lanes * 4);
+        int32_t *ed = (int32_t *)(void *)(ep + CF_EP_D * lanes * 4);
+        int32_t *elo = (int32_t *)(void *)(ep + CF_EP_LO32 * lanes * 4);
+        int32_t *ehi = (int32_t *)(void *)(ep + CF_EP_HI32 * lanes * 4);
+        int32_t *eflags = (int32_t *)(void *)(ep + CF_EP_FLAGS * lanes * 4);
+        int64_t *arr = (int64_t *)(void *)(ep + CF_EP_RND_E * lanes * 4);
         int64_t half = lanes >> 1;
+        eflags[0] = 1;
         for (int64_t l = 0; l < lanes; l++) {
           int64_t kl = blk * lanes + l, k = g * pl.kg + kl;
-          int64_t *e = arr + (l >> 1) + (l & 1) * half; /* even or odd lane arrays */
+          int64_t *e = arr + (l >> 1) + (l & 1) * half; /* even or odd lane slots */
           if (kl >= pl.kg) {
-            e[CF_EP_RND_E * half] = 1, e[CF_EP_SH_E * half] = 1; /* m = 0, c = 1; lo = hi = 0 */
+            e[0] = 1, e[2 * half] = 1; /* m = 0, c = 1; lo = hi = 0 */
             continue;
           }
           hawq_dyadic d = n->dyadic[k];
           em[l] = d.m;
-          e[CF_EP_RND_E * half] = (int64_t)1 << (d.c - 1);
-          e[CF_EP_SH_E * half] = d.c;
-          e[CF_EP_LO_E * half] = pl.ylo;
-          e[CF_EP_HI_E * half] = pl.yhi;
+          e[0] = (int64_t)1 << (d.c - 1);
+          e[2 * half] = d.c;
+          e[4 * half] = pl.ylo;
+          e[6 * half] = pl.yhi;
+          ed[l] = d.m && d.c >= 32 ? d.c - 32 : 0;
+          elo[l] = pl.ylo, ehi[l] = pl.yhi;
+          if (d.m && d.c < 32) eflags[0] = 0;
           /* Weights: value i = (r * S + s) * cg + c of channel k's row. */
           uint32_t sum = 0;
           for (int64_t r = 0, i = 0; r < pl.r; r++) {
@@ -299,13 +311,16 @@ static void fill_rows(const cf_plan *pl, const uint8_t *xs, uint8_t *img, int64_
 
 /* ---- The driver ---- */
 
-/* Work items [i0, i1) of the sample-major order (sample, group, k-group, tile); samples
- * counted from the one whose data cx holds when `samples` is 1. */
+/* Work items [i0, i1) in the order (sample, group, tile, k-group): a tile's input stays in L1
+ * across its k-groups, and its output pixels' rows are completed together; or, when a group's
+ * weights would not stay in L2 across tiles, (sample, group, k-group, tile). Samples count
+ * from the one cx holds (step_samples: cx holds sample 0 of all). */
 static void run_items(const cf_plan *pl, cf_tile_fn fn, const cf_ctx *cx, int64_t i0, int64_t i1,
                       bool step_samples) {
   const cf_tile *tiles = (const cf_tile *)((const uint8_t *)pl + pl->off_tile);
-  int64_t q1 = qrt_quotient(i0, pl->ntiles), t = i0 - q1 * pl->ntiles;
-  int64_t q2 = qrt_quotient(q1, pl->nkgrp), j = q1 - q2 * pl->nkgrp;
+  int64_t n0 = pl->kmajor ? pl->ntiles : pl->nkgrp, n1 = pl->kmajor ? pl->nkgrp : pl->ntiles;
+  int64_t q1 = qrt_quotient(i0, n0), i_0 = i0 - q1 * n0; /* fastest index */
+  int64_t q2 = qrt_quotient(q1, n1), i_1 = q1 - q2 * n1;
   int64_t b = qrt_quotient(q2, pl->groups), g = q2 - b * pl->groups;
   cf_ctx c = *cx;
   for (int64_t i = i0; i < i1; i++) {
@@ -314,11 +329,15 @@ static void run_items(const cf_plan *pl, cf_tile_fn fn, const cf_ctx *cx, int64_
       c.res = cx->res ? cx->res + b * pl->rsample : NULL;
       c.y = cx->y + b * pl->ysample;
     }
-    fn(pl, &c, g, j, &tiles[t]);
-    if (++t == pl->ntiles) {
-      t = 0;
-      if (++j == pl->nkgrp) {
-        j = 0;
+    if (pl->kmajor) {
+      fn(pl, &c, g, i_1, &tiles[i_0]);
+    } else {
+      fn(pl, &c, g, i_0, &tiles[i_1]);
+    }
+    if (++i_0 == n0) {
+      i_0 = 0;
+      if (++i_1 == n1) {
+        i_1 = 0;
         if (++g == pl->groups) g = 0, b++;
       }
     }

@@ -96,8 +96,8 @@ static void epilogue(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, 
   for (int n = 0; n < nb; n++) {
     int64_t blk = j * pl->nmax + n, kl0 = blk * 8;
     const uint8_t *ep = pk + pl->off_ep + (g * pl->nblk + blk) * pl->ep_bytes;
-    const int32_t *em = (const int32_t *)(const void *)ep;
-    const int64_t *arr = (const int64_t *)(const void *)(ep + 32);
+    const int32_t *em = (const int32_t *)(const void *)(ep + CF_EP_M * 32);
+    const int64_t *arr = (const int64_t *)(const void *)(ep + CF_EP_RND_E * 32);
     int valid = (int)(pl->kg - kl0 < 8 ? pl->kg - kl0 : 8);
     int64_t ch = g * pl->kg + kl0;
     for (int i = 0; i < npix; i++) {
@@ -108,7 +108,7 @@ static void epilogue(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, 
       const uint8_t *rr = pl->rt >= 0 ? cx->res + pix * pl->rrb : NULL;
       for (int l = 0; l < valid; l++) {
         const int64_t *e = arr + (l >> 1) + (l & 1) * 4;
-        int64_t v = ((int64_t)a[l] * em[l] + e[CF_EP_RND_E * 4]) >> e[CF_EP_SH_E * 4];
+        int64_t v = ((int64_t)a[l] * em[l] + e[0]) >> e[8]; /* rounding term, shift */
         if (rr) v += hawq_rescale(hawq_qrow_get(rt, rr, ch + l), pl->rd);
         hawq_qrow_set(yt, yr, ch + l, (int32_t)hawq_clamp64(v, pl->ylo, pl->yhi));
       }

@@ -64,8 +64,9 @@ AINLINE void vnni_tile(const int MA, const int MB, const int N, const vt_args *a
   }
 }
 
-/* One function per (MA, MB, N): MB is 0 (one row) or MA (two rows), MA + MB <= the largest
- * tile for N blocks (14, 14, 9, 6 for N = 1..4: accumulators + weights + broadcast <= 32). */
+/* One function per (MA, MB, N) the planner uses (convf.c, tile_shape): MB is 0 (one row) or MA
+ * (two rows); MA + MB <= 14 for N = 1, 2 and <= 6 for N = 4 (accumulators + weights +
+ * broadcast <= 32 zmm); N = 4 only on rows of 24 pixels or more, so only one-row tiles. */
 typedef void (*vt_fn)(const vt_args *a);
 #define VT_DEF(MA, MB, N)                              \
   static void vt_##MA##_##MB##_##N(const vt_args *a) { \
@@ -74,31 +75,26 @@ typedef void (*vt_fn)(const vt_args *a);
 #define VT_ROW(N, MA) VT_DEF(MA, 0, N)
 #define VT_TWO(N, MA) VT_DEF(MA, MA, N)
 #define VT_ROWS_6(N) VT_ROW(N, 1) VT_ROW(N, 2) VT_ROW(N, 3) VT_ROW(N, 4) VT_ROW(N, 5) VT_ROW(N, 6)
-#define VT_ROWS_9(N) VT_ROWS_6(N) VT_ROW(N, 7) VT_ROW(N, 8) VT_ROW(N, 9)
-#define VT_ROWS_14(N) \
-  VT_ROWS_9(N) VT_ROW(N, 10) VT_ROW(N, 11) VT_ROW(N, 12) VT_ROW(N, 13) VT_ROW(N, 14)
-#define VT_TWOS_3(N) VT_TWO(N, 1) VT_TWO(N, 2) VT_TWO(N, 3)
-#define VT_TWOS_4(N) VT_TWOS_3(N) VT_TWO(N, 4)
-#define VT_TWOS_7(N) VT_TWOS_4(N) VT_TWO(N, 5) VT_TWO(N, 6) VT_TWO(N, 7)
+#define VT_ROWS_14(N)                                                                            \
+  VT_ROWS_6(N)                                                                                   \
+  VT_ROW(N, 7) VT_ROW(N, 8) VT_ROW(N, 9) VT_ROW(N, 10) VT_ROW(N, 11) VT_ROW(N, 12) VT_ROW(N, 13) \
+      VT_ROW(N, 14)
+#define VT_TWOS_7(N) \
+  VT_TWO(N, 1) VT_TWO(N, 2) VT_TWO(N, 3) VT_TWO(N, 4) VT_TWO(N, 5) VT_TWO(N, 6) VT_TWO(N, 7)
 VT_ROWS_14(1)
 VT_ROWS_14(2)
-VT_ROWS_9(3)
 VT_ROWS_6(4)
 VT_TWOS_7(1)
 VT_TWOS_7(2)
-VT_TWOS_4(3)
-VT_TWOS_3(4)
 
 #define R1(N, MA) [MA][0] = vt_##MA##_0_##N
 #define R2(N, MA) [MA][1] = vt_##MA##_##MA##_##N
 #define ROWS6(N) R1(N, 1), R1(N, 2), R1(N, 3), R1(N, 4), R1(N, 5), R1(N, 6)
-#define ROWS9(N) ROWS6(N), R1(N, 7), R1(N, 8), R1(N, 9)
-#define ROWS14(N) ROWS9(N), R1(N, 10), R1(N, 11), R1(N, 12), R1(N, 13), R1(N, 14)
-#define TWOS3(N) R2(N, 1), R2(N, 2), R2(N, 3)
-#define TWOS4(N) TWOS3(N), R2(N, 4)
-#define TWOS7(N) TWOS4(N), R2(N, 5), R2(N, 6), R2(N, 7)
+#define ROWS14(N) \
+  ROWS6(N), R1(N, 7), R1(N, 8), R1(N, 9), R1(N, 10), R1(N, 11), R1(N, 12), R1(N, 13), R1(N, 14)
+#define TWOS7(N) R2(N, 1), R2(N, 2), R2(N, 3), R2(N, 4), R2(N, 5), R2(N, 6), R2(N, 7)
 static const vt_fn vt_table[4][CF_VNNI_MMAX + 1][2] = {
-    {ROWS14(1), TWOS7(1)}, {ROWS14(2), TWOS7(2)}, {ROWS9(3), TWOS4(3)}, {ROWS6(4), TWOS3(4)}};
+    {ROWS14(1), TWOS7(1)}, {ROWS14(2), TWOS7(2)}, {{NULL}}, {ROWS6(4)}};
 
 /* ---- Epilogue ---- */
 
@@ -132,63 +128,167 @@ AINLINE __m512i load_residual(hawq_qtype rt, const uint8_t *p, int64_t ch, int v
   return _mm512_setzero_si512();
 }
 
-/* Stores the clamped even (channel 2i) and odd (2i + 1) int64 lanes at channel ch of row p. */
-AINLINE void store_out(hawq_qtype yt, uint8_t *p, int64_t ch, int valid, __m512i e, __m512i o) {
+/* Stores 16 int32 values (already within the output's range) at channel ch of row p. */
+AINLINE void store_out(hawq_qtype yt, uint8_t *p, int64_t ch, int valid, __m512i v) {
   __mmask16 m16 = (__mmask16)((1u << valid) - 1);
-  if (yt == HAWQ_QT_U4 || yt == HAWQ_QT_I4) {
-    __m512i nib = _mm512_set1_epi64(15);
-    __m512i b =
-        _mm512_or_si512(_mm512_and_si512(e, nib), _mm512_slli_epi64(_mm512_and_si512(o, nib), 4));
-    __mmask8 m8 = (__mmask8)((1u << ((valid + 1) >> 1)) - 1);
-    _mm512_mask_cvtepi64_storeu_epi8(p + (ch >> 1), m8, b);
-    return;
-  }
-  /* lane 2i + 1 takes o's low dword: vpshufd selecting dwords 0 and 2 into 1 and 3 */
-  __m512i v = _mm512_mask_shuffle_epi32(e, (__mmask16)0xAAAA, o, (_MM_PERM_ENUM)0x80);
   switch (yt) {
+    case HAWQ_QT_U4:
+    case HAWQ_QT_I4: {
+      /* byte i of qword i: lane 2i's nibble, lane 2i + 1's (bits 32..35) moved to bits 4..7 */
+      __m512i t = _mm512_and_si512(v, _mm512_set1_epi32(15));
+      __m512i b = _mm512_or_si512(t, _mm512_srli_epi64(t, 28));
+      _mm_mask_storeu_epi8(p + (ch >> 1), (__mmask16)((1u << ((valid + 1) >> 1)) - 1),
+                           _mm512_cvtepi64_epi8(b));
+      break;
+    }
     case HAWQ_QT_U8:
     case HAWQ_QT_I8:
-      _mm512_mask_cvtepi32_storeu_epi8(p + ch, m16, v);
+      _mm_mask_storeu_epi8(p + ch, m16, _mm512_cvtepi32_epi8(v));
       break;
     case HAWQ_QT_I16:
-      _mm512_mask_cvtepi32_storeu_epi16(p + 2 * ch, m16, v);
+      _mm256_mask_storeu_epi16(p + 2 * ch, m16, _mm512_cvtepi32_epi16(v));
       break;
     case HAWQ_QT_I32:
       _mm512_mask_storeu_epi32(p + 4 * ch, m16, v);
       break;
-    default:
+    case HAWQ_QT_COUNT:
       break;
   }
 }
 
+/* (x * m + rnd) >> 32 per int32 lane (x * m in int64: even lanes from vpmuldq on x, odd ones on
+ * x's odd dwords moved down), as int32: the high dwords of the even and odd int64 sums. */
+AINLINE __m512i mul_hi(__m512i x, __m512i me, __m512i mo, __m512i rnd_e, __m512i rnd_o) {
+  __m512i e = _mm512_add_epi64(_mm512_mul_epi32(x, me), rnd_e);
+  __m512i o =
+      _mm512_add_epi64(_mm512_mul_epi32(_mm512_shuffle_epi32(x, (_MM_PERM_ENUM)0xF5), mo), rnd_o);
+  /* even lanes: e's dwords 1 and 3 of each 128 bits; odd lanes: o's, in place */
+  return _mm512_mask_shuffle_epi32(o, (__mmask16)0x5555, e, (_MM_PERM_ENUM)0x31);
+}
+
+/* The fast epilogue of one block over the tile's pixels (YT, RES, SAT constant after inlining):
+ * v = clamp(((acc * m + 2^(c-1)) >> 32) >> d [+ the residual's, alike], lo, hi). SAT: the
+ * output is U8 [0, 255] or I8 [-128, 127], whose saturating narrowing is the clamp. */
+typedef struct fast_consts {
+  __m512i me, mo, rnd_e, rnd_o, d, lo, hi; /* the block's */
+  __m512i rm, rrnd, rd;                    /* the residual's */
+} fast_consts;
+
+AINLINE void fast_block(const hawq_qtype YT, const bool RES, const bool SAT, const cf_plan *pl,
+                        const cf_ctx *cx, const cf_tile *t, const int32_t *acc, int stride,
+                        int64_t ch, int valid, const fast_consts *k) {
+  const int64_t yrb = pl->yrb, rrb = RES ? pl->rrb : 0;
+  const hawq_qtype rt = (hawq_qtype)pl->rt;
+  int64_t pix = (int64_t)t->p * pl->q + t->q0;
+  uint8_t *yr = cx->y + pix * yrb;
+  const uint8_t *rr = RES ? cx->res + pix * rrb : NULL;
+  const __mmask16 m16 = (__mmask16)((1u << valid) - 1);
+  const int npix = t->ma + t->mb, ma = t->ma;
+  for (int i = 0; i < npix; i++, acc += stride, yr += yrb, rr += rrb) {
+    if (i == ma) { /* the tile's second row */
+      pix = (int64_t)(t->p + 1) * pl->q + t->q0;
+      yr = cx->y + pix * yrb;
+      if (RES) rr = cx->res + pix * rrb;
+    }
+    __m512i a = _mm512_load_si512((const void *)acc);
+    __m512i v = _mm512_srav_epi32(mul_hi(a, k->me, k->mo, k->rnd_e, k->rnd_o), k->d);
+    if (RES) {
+      __m512i r = load_residual(rt, rr, ch, valid);
+      v = _mm512_add_epi32(v, _mm512_srav_epi32(mul_hi(r, k->rm, k->rm, k->rrnd, k->rrnd), k->rd));
+    }
+    if (SAT && YT == HAWQ_QT_U8) {
+      __m128i b = _mm512_cvtusepi32_epi8(_mm512_max_epi32(v, _mm512_setzero_si512()));
+      _mm_mask_storeu_epi8(yr + ch, m16, b);
+    } else if (SAT && YT == HAWQ_QT_I8) {
+      _mm_mask_storeu_epi8(yr + ch, m16, _mm512_cvtsepi32_epi8(v));
+    } else {
+      store_out(YT, yr, ch, valid, _mm512_min_epi32(_mm512_max_epi32(v, k->lo), k->hi));
+    }
+  }
+}
+
+#define FAST_CASES(RES)                                                          \
+  switch (yt) {                                                                  \
+    case HAWQ_QT_U4:                                                             \
+      fast_block(HAWQ_QT_U4, RES, false, pl, cx, t, a, stride, ch, valid, &k);   \
+      break;                                                                     \
+    case HAWQ_QT_I4:                                                             \
+      fast_block(HAWQ_QT_I4, RES, false, pl, cx, t, a, stride, ch, valid, &k);   \
+      break;                                                                     \
+    case HAWQ_QT_U8:                                                             \
+      if (sat) {                                                                 \
+        fast_block(HAWQ_QT_U8, RES, true, pl, cx, t, a, stride, ch, valid, &k);  \
+      } else {                                                                   \
+        fast_block(HAWQ_QT_U8, RES, false, pl, cx, t, a, stride, ch, valid, &k); \
+      }                                                                          \
+      break;                                                                     \
+    case HAWQ_QT_I8:                                                             \
+      if (sat) {                                                                 \
+        fast_block(HAWQ_QT_I8, RES, true, pl, cx, t, a, stride, ch, valid, &k);  \
+      } else {                                                                   \
+        fast_block(HAWQ_QT_I8, RES, false, pl, cx, t, a, stride, ch, valid, &k); \
+      }                                                                          \
+      break;                                                                     \
+    case HAWQ_QT_I16:                                                            \
+      fast_block(HAWQ_QT_I16, RES, false, pl, cx, t, a, stride, ch, valid, &k);  \
+      break;                                                                     \
+    case HAWQ_QT_I32:                                                            \
+      fast_block(HAWQ_QT_I32, RES, false, pl, cx, t, a, stride, ch, valid, &k);  \
+      break;                                                                     \
+    case HAWQ_QT_COUNT:                                                          \
+      break;                                                                     \
+  }
+
 static void epilogue(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, const cf_tile *t,
                      const int32_t *acc, int nb) {
   const uint8_t *pk = (const uint8_t *)pl;
-  int npix = t->ma + t->mb;
+  int npix = t->ma + t->mb, stride = nb * 16;
   hawq_qtype yt = (hawq_qtype)pl->yt, rt = (hawq_qtype)pl->rt;
   bool has_res = pl->rt >= 0;
+  bool sat = (yt == HAWQ_QT_U8 && pl->ylo == 0 && pl->yhi == 255) ||
+             (yt == HAWQ_QT_I8 && pl->ylo == -128 && pl->yhi == 127);
+  /* The residual's rescale, fast when c >= 32 (or m = 0) like the blocks' */
+  bool res_fast = !has_res || pl->rd.m == 0 || pl->rd.c >= 32;
   __m512i rm = _mm512_set1_epi64(pl->rd.m);
   __m512i rrnd = _mm512_set1_epi64(has_res ? (int64_t)1 << (pl->rd.c - 1) : 0);
   __m512i rsh = _mm512_set1_epi64(pl->rd.c);
   for (int n = 0; n < nb; n++) {
     int64_t blk = j * pl->nmax + n, kl0 = blk * 16;
     const uint8_t *ep = pk + pl->off_ep + (g * pl->nblk + blk) * pl->ep_bytes;
+#define SLOT(i) _mm512_load_si512((const void *)(ep + (i)*64))
     int valid = (int)(pl->kg - kl0 < 16 ? pl->kg - kl0 : 16);
     int64_t ch = g * pl->kg + kl0;
-    __m512i me = _mm512_load_si512((const void *)ep);
-    __m512i mo = _mm512_srli_epi64(me, 32);
-    __m512i rnd_e = _mm512_load_si512((const void *)(ep + 64));
-    __m512i rnd_o = _mm512_load_si512((const void *)(ep + 128));
-    __m512i sh_e = _mm512_load_si512((const void *)(ep + 192));
-    __m512i sh_o = _mm512_load_si512((const void *)(ep + 256));
-    __m512i lo_e = _mm512_load_si512((const void *)(ep + 320));
-    __m512i lo_o = _mm512_load_si512((const void *)(ep + 384));
-    __m512i hi_e = _mm512_load_si512((const void *)(ep + 448));
-    __m512i hi_o = _mm512_load_si512((const void *)(ep + 512));
+    const int32_t *flags = (const int32_t *)(const void *)(ep + CF_EP_FLAGS * 64);
+    __m512i me = SLOT(CF_EP_M), mo = _mm512_shuffle_epi32(me, (_MM_PERM_ENUM)0xF5);
+    __m512i rnd_e = SLOT(CF_EP_RND_E), rnd_o = SLOT(CF_EP_RND_O);
+    if (flags[0] && res_fast) {
+      fast_consts k = {me,
+                       mo,
+                       rnd_e,
+                       rnd_o,
+                       SLOT(CF_EP_D),
+                       SLOT(CF_EP_LO32),
+                       SLOT(CF_EP_HI32),
+                       rm,
+                       rrnd,
+                       _mm512_set1_epi32(pl->rd.m && pl->rd.c >= 32 ? pl->rd.c - 32 : 0)};
+      const int32_t *a = acc + n * 16;
+      if (has_res) {
+        FAST_CASES(true)
+      } else {
+        FAST_CASES(false)
+      }
+      continue;
+    }
+    /* Exact int64 path: any c. */
+    __m512i sh_e = SLOT(CF_EP_SH_E), sh_o = SLOT(CF_EP_SH_O);
+    __m512i lo_e = SLOT(CF_EP_LO_E), lo_o = SLOT(CF_EP_LO_O);
+    __m512i hi_e = SLOT(CF_EP_HI_E), hi_o = SLOT(CF_EP_HI_O);
+#undef SLOT
     for (int i = 0; i < npix; i++) {
       int64_t pix = i < t->ma ? (int64_t)t->p * pl->q + t->q0 + i
                               : (int64_t)(t->p + 1) * pl->q + t->q0 + (i - t->ma);
-      __m512i a = _mm512_load_si512((const void *)(acc + (i * nb + n) * 16));
+      __m512i a = _mm512_load_si512((const void *)(acc + i * stride + n * 16));
       __m512i e = _mm512_mul_epi32(a, me);
       __m512i o = _mm512_mul_epi32(_mm512_srli_epi64(a, 32), mo);
       e = _mm512_srav_epi64(_mm512_add_epi64(e, rnd_e), sh_e);
@@ -202,7 +302,9 @@ static void epilogue(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, 
       }
       e = _mm512_min_epi64(_mm512_max_epi64(e, lo_e), hi_e);
       o = _mm512_min_epi64(_mm512_max_epi64(o, lo_o), hi_o);
-      store_out(yt, cx->y + pix * pl->yrb, ch, valid, e, o);
+      /* lane 2i + 1 takes o's low dword: vpshufd selecting dwords 0 and 2 into 1 and 3 */
+      __m512i v = _mm512_mask_shuffle_epi32(e, (__mmask16)0xAAAA, o, (_MM_PERM_ENUM)0x80);
+      store_out(yt, cx->y + pix * pl->yrb, ch, valid, v);
     }
   }
 }

@@ -47,6 +47,7 @@ typedef struct cf_plan {
   int32_t esz;     /* bytes per image element: 1 or 2 */
   int32_t nmax;    /* blocks per k-group */
   int32_t mmax;    /* pixels per tile */
+  int32_t kmajor;  /* work order: k-groups outermost (large weights), else tiles */
   hawq_dyadic rd;  /* residual dyadic */
   int64_t h, w, c, p, q, k, groups, cg, kg, r, s;
   int64_t sh, sw, dh, dw, pt, pl;
@@ -67,10 +68,15 @@ typedef struct cf_plan {
   int64_t off_seg, off_tile, off_bias, off_ep, off_w, total;
 } cf_plan;
 
-/* Epilogue constants of one block of L lanes: m[L] (int32), then eight int64[L / 2] arrays for
- * the even and odd lanes (lane 2i and 2i + 1): rounding term 2^(c-1), shift c, lo, hi. Padded
- * lanes (beyond the group's channels) have m = 0, c = 1 and lo = hi = 0, so they compute 0. */
+/* Epilogue constants of one block of L lanes: CF_EP_SLOTS slots of L * 4 bytes each. The exact
+ * path (any dyadic) rescales in int64 from the slots m (int32[L]) and, for the even and odd lanes
+ * (2i and 2i + 1) apart, the int64[L / 2] slots rounding term 2^(c-1), shift c, lo and hi.
+ * When every lane has c >= 32 (or m = 0), the block is "fast": (x * m + 2^(c-1)) >> c is the
+ * high half of the int64 sum, shifted right by d = c - 32 as an int32, and the result fits
+ * int32 (|x * m| < 2^62), so it is clamped as int32 to lo32 / hi32. Padded lanes (beyond the
+ * group's channels) have m = 0, c = 1 and lo = hi = 0: they compute 0. */
 enum {
+  CF_EP_M,
   CF_EP_RND_E,
   CF_EP_RND_O,
   CF_EP_SH_E,
@@ -78,12 +84,13 @@ enum {
   CF_EP_LO_E,
   CF_EP_LO_O,
   CF_EP_HI_E,
-  CF_EP_HI_O
+  CF_EP_HI_O,
+  CF_EP_D,     /* int32[L]: c - 32 (0 where m = 0) */
+  CF_EP_LO32,  /* int32[L] */
+  CF_EP_HI32,  /* int32[L] */
+  CF_EP_FLAGS, /* int32: [0] the block is fast */
+  CF_EP_SLOTS
 };
-
-static inline const int64_t *cf_ep_arr(const cf_plan *pl, const void *ep, int which) {
-  return (const int64_t *)((const uint8_t *)ep + pl->lanes * 4 + which * pl->lanes * 4);
-}
 
 /* Where one tile's data lives: the sample's image, residual and output. */
 typedef struct cf_ctx {

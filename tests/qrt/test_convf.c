@@ -436,12 +436,13 @@ static void test_bound(test_rng *rng) {
 
 /* ResNet-like layers, scaled down: blocks, 2-row tiles (Q = 7), in-place 1x1s. */
 static void test_layers(test_rng *rng) {
-  static const int shapes[][7] = {/* h, c, k, kernel, stride, pad, groups */
-                                  {8, 64, 64, 3, 1, 1, 1},   {7, 64, 48, 3, 1, 1, 1},
-                                  {14, 32, 40, 3, 2, 1, 1},  {7, 96, 32, 1, 1, 0, 1},
-                                  {9, 64, 96, 1, 1, 0, 1},   {15, 3, 64, 7, 2, 3, 1},
-                                  {7, 128, 20, 1, 2, 0, 1},  {6, 48, 48, 3, 1, 1, 2},
-                                  {10, 16, 16, 3, 1, 1, 16}, {29, 16, 33, 3, 1, 1, 1}};
+  static const int shapes[][7] = {
+      /* h, c, k, kernel, stride, pad, groups */
+      {8, 64, 64, 3, 1, 1, 1},  {7, 64, 48, 3, 1, 1, 1},  {14, 32, 40, 3, 2, 1, 1},
+      {7, 96, 32, 1, 1, 0, 1},  {9, 64, 96, 1, 1, 0, 1},  {15, 3, 64, 7, 2, 3, 1},
+      {7, 128, 20, 1, 2, 0, 1}, {6, 48, 48, 3, 1, 1, 2},  {10, 16, 16, 3, 1, 1, 16},
+      {29, 16, 33, 3, 1, 1, 1}, {30, 16, 64, 3, 1, 1, 1}, {25, 8, 60, 3, 1, 1, 1},
+      {4, 512, 256, 3, 1, 1, 1}};
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
     for (int variant = 0; variant < 3; variant++) {
       const int *v = shapes[i];
