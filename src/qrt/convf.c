@@ -348,6 +348,7 @@ void qrt_convf_run(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cons
                    const uint8_t *x, const uint8_t *res, uint8_t *y, void *scratch, int batch,
                    int threads) {
   (void)m, (void)n; /* everything the kernels read is in the packed form */
+  (void)threads;    /* (without OpenMP) */
   const cf_plan *pl = (const cf_plan *)packed;
   cf_tile_fn fn = isa == HAWQ_ISA_AVX512VNNI ? cf_tile_avx512vnni : cf_tile_avx2;
   int64_t per_sample = pl->groups * pl->nkgrp * pl->ntiles;
@@ -368,7 +369,9 @@ void qrt_convf_run(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cons
         cf_ctx cx = {img, res ? res + b * pl->rsample : NULL, y + b * pl->ysample};
         qrt_thread_range(per_sample, &i0, &i1);
         run_items(pl, fn, &cx, i0, i1, false);
-#pragma omp barrier
+        if (b + 1 < batch) {
+#pragma omp barrier /* before the next sample's image overwrites this one */
+        }
       }
     }
   }

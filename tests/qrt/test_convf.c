@@ -379,7 +379,7 @@ static void random_spec(test_rng *rng, conv_spec *s, int kind) {
 
 static void test_random(test_rng *rng) {
   static const char *const labels[K_COUNT] = {"conv", "depthwise", "1x1", "fc", "wide", "stem"};
-  static const int counts[K_COUNT] = {160, 40, 60, 50, 90, 20};
+  static const int counts[K_COUNT] = {300, 60, 100, 80, 160, 30};
   for (int kind = 0; kind < K_COUNT; kind++) {
     for (int it = 0; it < counts[kind]; it++) {
       conv_spec s;
