@@ -94,22 +94,32 @@ int main(int argc, char **argv) {
     goto done;
   }
 
-  /* One workspace, reused for every image: the model itself is read-only. */
-  size_t ws_size = hawq_qmodel_workspace_size(m, 1);
+  /* A runner at the best kernel level this CPU has, and one workspace reused for every image. */
+  hawq_qrunner *runner = NULL;
+  if (hawq_qrunner_create(m, NULL, &runner, &err)) {
+    fprintf(stderr, "classify: %s\n", err.msg);
+    goto done;
+  }
+  size_t ws_size = hawq_qrunner_workspace_size(runner);
   void *ws = aligned_alloc(64, (ws_size + 63) & ~(size_t)63);
-  if (!ws) goto done;
+  if (!ws) {
+    hawq_qrunner_destroy(runner);
+    goto done;
+  }
   long correct = 0, per_image = s.height * s.width * s.channels;
   for (long i = 0; i < n; i++) {
     int32_t cls;
-    if (hawq_qmodel_classify(m, pix + i * per_image, 1, ws, ws_size, &cls, NULL, &err)) {
+    if (hawq_qrunner_classify(runner, pix + i * per_image, 1, ws, ws_size, &cls, NULL, &err)) {
       fprintf(stderr, "classify: %s\n", err.msg);
       free(ws);
+      hawq_qrunner_destroy(runner);
       goto done;
     }
     printf("%ld %d\n", i, cls);
     if (lab) correct += cls == lab[i];
   }
   free(ws);
+  hawq_qrunner_destroy(runner);
   if (lab) fprintf(stderr, "accuracy %ld/%ld\n", correct, n);
   rc = 0;
 done:

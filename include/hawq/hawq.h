@@ -180,7 +180,9 @@ hawq_qmodel_shape hawq_qmodel_get_shape(const hawq_qmodel *m);
 
 /* Bytes of workspace hawq_qmodel_classify needs for `batch` images. */
 size_t hawq_qmodel_workspace_size(const hawq_qmodel *m, int batch);
-/* Classifies `batch` images (pixels: batch x height x width x channels uint8, NHWC). classes
+/* Classifies `batch` images (pixels: batch x height x width x channels uint8, NHWC) on the scalar
+ * reference runtime, which keeps every intermediate tensor (hawq_qrunner below is the fast path
+ * and gives the same results). classes
  * (batch entries) gets each image's class (the first largest logit), logits (batch x classes,
  * may be NULL) the integer logits, all at one common scale. workspace: 64-byte aligned, at
  * least hawq_qmodel_workspace_size(m, batch) bytes. */
@@ -190,6 +192,36 @@ hawq_status hawq_qmodel_classify(const hawq_qmodel *m, const uint8_t *pixels, in
 /* The real value of one integer logit unit (logit = q * scale): float only here, at the boundary.
  */
 double hawq_qmodel_logit_scale(const hawq_qmodel *m);
+
+/* A runner: the model prepared once for fast repeated classification at one instruction-set
+ * level (weights packed for its kernels, a static activation memory plan). Its results equal
+ * hawq_qmodel_classify's bit for bit at every level and thread count. It borrows the model,
+ * which must outlive it, and is read-only after creation: threads may share one runner, each
+ * with its own workspace.
+ *
+ *   hawq_qrunner_options o = {.isa = HAWQ_ISA_COUNT, .threads = 2, .max_batch = 1};
+ *   hawq_qrunner *r; hawq_qrunner_create(m, &o, &r, &err);
+ *   size_t n = hawq_qrunner_workspace_size(r);  void *ws = aligned_alloc(64, (n + 63) & ~63);
+ *   hawq_qrunner_classify(r, pixels, 1, ws, n, &cls, NULL, &err);
+ */
+typedef struct hawq_qrunner hawq_qrunner;
+typedef struct hawq_qrunner_options {
+  hawq_isa isa;  /* HAWQ_ISA_COUNT: the best level this CPU has */
+  int threads;   /* threads inside each run (0: 1) */
+  int max_batch; /* the largest batch a run takes (0: 1) */
+} hawq_qrunner_options;
+/* Fails when the CPU lacks the level asked for, or out of memory. o may be NULL (defaults). */
+hawq_status hawq_qrunner_create(const hawq_qmodel *m, const hawq_qrunner_options *o,
+                                hawq_qrunner **out, hawq_error *err);
+void hawq_qrunner_destroy(hawq_qrunner *r); /* NULL is fine */
+/* The level the runner uses. */
+hawq_isa hawq_qrunner_isa(const hawq_qrunner *r);
+/* Bytes of workspace one run needs (any batch up to max_batch). */
+size_t hawq_qrunner_workspace_size(const hawq_qrunner *r);
+/* As hawq_qmodel_classify, with batch <= max_batch. */
+hawq_status hawq_qrunner_classify(const hawq_qrunner *r, const uint8_t *pixels, int batch,
+                                  void *workspace, size_t workspace_size, int32_t *classes,
+                                  int32_t *logits, hawq_error *err);
 
 /* Layout conversion for a tensor of the given logical shape: identity unless rank is 4,
  * where physical is NHWC. src and dst must not overlap. */

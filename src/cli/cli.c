@@ -191,3 +191,21 @@ void cli_print_eval(const cli_eval_result *r, bool json) {
   cJSON_free(s);
   cJSON_Delete(o);
 }
+
+int cli_parse_isa(const char *cmd, const char *name, hawq_isa *out) {
+  hawq_isa best = hawq_isa_best();
+  if (!name) {
+    *out = best;
+    return CLI_OK;
+  }
+  hawq_isa isa = hawq_isa_parse(name);
+  if (isa == HAWQ_ISA_COUNT) {
+    return cli_usage_error(cmd, "--isa must be scalar, avx2 or avx512vnni, got '%s'", name);
+  }
+  if (isa > best) {
+    return cli_usage_error(cmd, "--isa %s: this CPU lacks it (the best level here is %s)", name,
+                           hawq_isa_name(best));
+  }
+  *out = isa;
+  return CLI_OK;
+}

@@ -61,6 +61,9 @@ void cli_print_eval(const cli_eval_result *r, bool json);
 
 double cli_now(void); /* monotonic seconds */
 int cli_default_threads(void);
+/* The kernel level named by --isa (NULL: the best this CPU has); a usage error (returned) for an
+ * unknown name or a level the CPU lacks. */
+int cli_parse_isa(const char *cmd, const char *name, hawq_isa *out);
 
 /* Human-readable count: 1234567 -> "1.23M". */
 const char *cli_si(double v, char *buf, size_t size);

@@ -22,6 +22,8 @@ static const char help[] =
     "  --limit N         evaluate the first N images only\n"
     "  --batch B         images per forward pass (default 100)\n"
     "  --threads T       worker threads (default: all cores)\n"
+    "  --isa L           .hqm only: kernel level scalar|avx2|avx512vnni (default: the best\n"
+    "                    this CPU has; every level gives the same results)\n"
     "  --mean M[,M..]    override the model's preprocessing mean (pixels are first scaled to\n"
     "  --std S[,S..]     [0,1]); one value, or one per channel\n"
     "  --logits FILE     write all logits as a float32 .npy file (images x classes)\n"
@@ -38,6 +40,7 @@ static int label_rank(const float *row, int classes, int label) {
 
 int cmd_eval(int argc, char **argv) {
   const char *data = NULL, *split = "test", *mean = NULL, *std = NULL, *logits_path = NULL;
+  const char *isa = NULL;
   long long limit = 0, batch = 100, threads = cli_default_threads();
   bool json = false;
   const cli_opt opts[] = {
@@ -46,6 +49,7 @@ int cmd_eval(int argc, char **argv) {
       {"--limit", CLI_INT, &limit, 1, (long long)1 << 40},
       {"--batch", CLI_INT, &batch, 1, 65536},
       {"--threads", CLI_INT, &threads, 1, 1024},
+      {"--isa", CLI_STRING, &isa, 0, 0},
       {"--mean", CLI_STRING, &mean, 0, 0},
       {"--std", CLI_STRING, &std, 0, 0},
       {"--logits", CLI_STRING, &logits_path, 0, 0},
@@ -61,8 +65,9 @@ int cmd_eval(int argc, char **argv) {
   if (cli_is_qmodel(pos[0])) {
     if (mean || std)
       return cli_usage_error("eval", "--mean/--std: an integer model's preprocessing is fixed");
-    return q_eval(pos[0], data, split, limit, batch, threads, logits_path, json);
+    return q_eval(pos[0], data, split, limit, batch, threads, isa, logits_path, json);
   }
+  if (isa) return cli_usage_error("eval", "--isa applies to integer models (.hqm)");
 
   hawq_error err;
   hawq_graph *g = NULL;

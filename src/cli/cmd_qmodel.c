@@ -50,13 +50,16 @@ static void *workspace_alloc(size_t size) {
 }
 
 int q_eval(const char *path, const char *data, const char *split, long long limit, long long batch,
-           long long threads, const char *logits_path, bool json) {
+           long long threads, const char *isa_name, const char *logits_path, bool json) {
   hawq_qmodel *m = NULL;
+  hawq_qrunner *runner = NULL;
   hawq_dataset *ds = NULL;
   hawq_error err;
   int32_t *logits = NULL;
-  int rc = load(path, &m);
+  hawq_isa isa;
+  int rc = cli_parse_isa("eval", isa_name, &isa);
   if (rc) return rc;
+  if ((rc = load(path, &m))) return rc;
   if (hawq_dataset_load(data, split, &ds, &err)) {
     rc = cli_report(&err);
     goto done;
@@ -71,7 +74,14 @@ int q_eval(const char *path, const char *data, const char *split, long long limi
     rc = CLI_INTERNAL;
     goto done;
   }
-  size_t ws_size = hawq_qmodel_workspace_size(m, (int)batch);
+  /* One runner (read-only once made) shared by the threads, each classifying whole batches in
+   * its own workspace. */
+  hawq_qrunner_options ro = {.isa = isa, .threads = 1, .max_batch = (int)batch};
+  if (hawq_qrunner_create(m, &ro, &runner, &err)) {
+    rc = cli_report(&err);
+    goto done;
+  }
+  size_t ws_size = hawq_qrunner_workspace_size(runner);
   int64_t top1 = 0, top5 = 0, done_images = 0;
   int n_chunks = (int)((total + batch - 1) / batch);
   cli_progress prog;
@@ -89,8 +99,8 @@ int q_eval(const char *path, const char *data, const char *split, long long limi
       int64_t first = (int64_t)chunk * batch;
       int n = (int)(total - first < batch ? total - first : batch);
       if (!ws || !cls ||
-          hawq_qmodel_classify(m, ds->images + first * per_image, n, ws, ws_size, cls,
-                               logits + first * classes, &e)) {
+          hawq_qrunner_classify(runner, ds->images + first * per_image, n, ws, ws_size, cls,
+                                logits + first * classes, &e)) {
 #pragma omp atomic write
         failed = true;
         continue;
@@ -150,6 +160,7 @@ int q_eval(const char *path, const char *data, const char *split, long long limi
 done:
   free(logits);
   hawq_dataset_destroy(ds);
+  hawq_qrunner_destroy(runner);
   hawq_qmodel_destroy(m);
   return rc;
 }
@@ -280,6 +291,8 @@ static const char run_help[] =
     "  --index I      ... and the image's index in it\n"
     "  --split S      test (default) or train\n"
     "  --logits       also print the logits (integers, and dequantized)\n"
+    "  --isa L        kernel level scalar|avx2|avx512vnni (default: the best this CPU has)\n"
+    "  --threads T    threads inside the run (default 1)\n"
     "  --json         print the result as JSON\n";
 
 /* Reads a PNG into h x w x channels uint8 with libpng's simplified API. */
@@ -312,13 +325,14 @@ static int read_png(const char *path, int64_t h, int64_t w, int64_t channels, ui
 }
 
 int cmd_run(int argc, char **argv) {
-  const char *image = NULL, *data = NULL, *split = "test";
-  long long index = -1;
+  const char *image = NULL, *data = NULL, *split = "test", *isa_name = NULL;
+  long long index = -1, threads = 1;
   bool show_logits = false, json = false;
   const cli_opt opts[] = {
       {"--image", CLI_STRING, &image, 0, 0},      {"--data", CLI_STRING, &data, 0, 0},
       {"--index", CLI_INT, &index, 0, 1e12},      {"--split", CLI_STRING, &split, 0, 0},
       {"--logits", CLI_FLAG, &show_logits, 0, 0}, {"--json", CLI_FLAG, &json, 0, 0},
+      {"--isa", CLI_STRING, &isa_name, 0, 0},     {"--threads", CLI_INT, &threads, 1, 1024},
   };
   const char *path;
   int rc = cli_parse_model("run", run_help, argc, argv, opts, sizeof opts / sizeof opts[0], &path);
@@ -329,18 +343,27 @@ int cmd_run(int argc, char **argv) {
   if (strcmp(split, "test") && strcmp(split, "train")) {
     return cli_usage_error("run", "--split must be 'test' or 'train', got '%s'", split);
   }
+  hawq_isa isa;
+  if ((rc = cli_parse_isa("run", isa_name, &isa))) return rc;
   hawq_qmodel *m = NULL;
+  hawq_qrunner *runner = NULL;
   hawq_dataset *ds = NULL;
   uint8_t *pixels = NULL;
   int32_t *logits = NULL;
   void *ws = NULL;
   hawq_error err;
   if ((rc = load(path, &m))) return rc;
+  hawq_qrunner_options ro = {.isa = isa, .threads = (int)threads, .max_batch = 1};
+  if (hawq_qrunner_create(m, &ro, &runner, &err)) {
+    rc = cli_report(&err);
+    hawq_qmodel_destroy(m);
+    return rc;
+  }
   hawq_qmodel_shape s = hawq_qmodel_get_shape(m);
   int64_t per_image = s.height * s.width * s.channels;
   pixels = malloc((size_t)per_image);
   logits = malloc((size_t)s.classes * sizeof *logits);
-  size_t ws_size = hawq_qmodel_workspace_size(m, 1);
+  size_t ws_size = hawq_qrunner_workspace_size(runner);
   ws = workspace_alloc(ws_size);
   if (!pixels || !logits || !ws) {
     fprintf(stderr, "hawq: out of memory\n");
@@ -366,7 +389,7 @@ int cmd_run(int argc, char **argv) {
     label = ds->labels[index];
   }
   int32_t cls;
-  if (hawq_qmodel_classify(m, pixels, 1, ws, ws_size, &cls, logits, &err)) {
+  if (hawq_qrunner_classify(runner, pixels, 1, ws, ws_size, &cls, logits, &err)) {
     rc = cli_report(&err);
     goto done;
   }
@@ -400,6 +423,7 @@ done:
   free(pixels);
   free(logits);
   hawq_dataset_destroy(ds);
+  hawq_qrunner_destroy(runner);
   hawq_qmodel_destroy(m);
   return rc;
 }

@@ -17,6 +17,7 @@ static const struct {
     {"meta", cmd_meta, "show a model's metadata, or write its input preprocessing"},
     {"train", cmd_train, "train a network (built or imported) on a labelled dataset, write ONNX"},
     {"calibrate", cmd_calibrate, "post-training quantization to an integer-only model (.hqm)"},
+    {"bench", cmd_bench, "latency of the integer runtime, end to end and per layer"},
     {"run", cmd_run, "classify one image with an integer model"},
 };
 

@@ -1,0 +1,60 @@
+/* Which ops have vectorised kernels, and the call into the level's compiled copy. */
+#include "qrt/ops_fast.h"
+
+static bool packed(hawq_qtype t) {
+  return t == HAWQ_QT_U4 || t == HAWQ_QT_I4;
+}
+
+bool qrt_ops_fast_supported(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa) {
+  if (isa != HAWQ_ISA_AVX2 && isa != HAWQ_ISA_AVX512VNNI) return false;
+  switch (n->op) {
+    case HAWQ_QOP_REQUANT:
+    case HAWQ_QOP_CONCAT:
+    case HAWQ_QOP_ADD:
+    case HAWQ_QOP_AVGPOOL:
+      return true;
+    case HAWQ_QOP_MAXPOOL: /* whole rows compared: unpacked values only */
+      return !packed(m->tensors[n->inputs[0]].type);
+    default:
+      return false;
+  }
+}
+
+void qrt_ops_fast_run(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, const qrt_args *a) {
+  if (isa == HAWQ_ISA_AVX512VNNI) {
+    qrt_ops_run_avx512(m, n, a);
+  } else {
+    qrt_ops_run_avx2(m, n, a);
+  }
+}
+
+size_t qrt_input_table_size(const hawq_qmodel *m, const hawq_qnode *n) {
+  return (size_t)m->tensors[n->output].c * 256 * sizeof(int32_t);
+}
+
+void qrt_input_table_build(const hawq_qmodel *m, const hawq_qnode *n, int32_t *table) {
+  const hawq_qtensor *y = &m->tensors[n->output];
+  for (int64_t ch = 0; ch < y->c; ch++) {
+    for (int64_t p = 0; p < 256; p++) {
+      int64_t v = p * n->input_mul[ch] + n->input_add[ch];
+      table[ch * 256 + p] = (int32_t)hawq_clamp64(hawq_rescale(v, n->dyadic[ch]), y->lo, y->hi);
+    }
+  }
+}
+
+void qrt_input_table_run(const hawq_qmodel *m, const hawq_qnode *n, const int32_t *table,
+                         const qrt_args *a) {
+  const hawq_qtensor *y = &m->tensors[n->output];
+  int64_t rows = (int64_t)a->batch * y->h * y->w, c = y->c, yrb = qrt_row_bytes(y->type, c);
+#pragma omp parallel num_threads(a->threads) if (a->threads > 1)
+  {
+    int64_t r0, r1;
+    qrt_thread_range(rows, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+      const uint8_t *x = a->in[0] + r * c;
+      uint8_t *yr = a->out + r * yrb;
+      for (int64_t ch = 0; ch < c; ch++) hawq_qrow_set(y->type, yr, ch, table[ch * 256 + x[ch]]);
+      qrt_row_finish(y->type, yr, c);
+    }
+  }
+}

@@ -1,0 +1,224 @@
+/* Execution plans (plan.h): kernel choice and weight packing per node, and the static memory
+ * plan. Built once per model, level and thread count; runs then only index into it. */
+#include "qrt/plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "qrt/convf.h"
+#include "qrt/ops_fast.h"
+#include "qrt/qrt_internal.h"
+
+struct hawq_qrt_plan {
+  const hawq_qmodel *m;
+  hawq_isa isa;
+  int threads, max_batch;
+  size_t *offset;     /* per tensor: its slot in the arena (SIZE_MAX: the pixels, read in place) */
+  size_t arena_bytes; /* the scratch area follows the arena */
+  size_t scratch_bytes, all_slots_bytes, packed_bytes;
+  void **packed; /* per node: a CONV's packed form or an INPUT's table; NULL on the reference */
+  uint8_t *packed_mem; /* one 64-byte aligned block holding every node's packed form */
+};
+
+static size_t align64(size_t x) {
+  return (x + 63) & ~(size_t)63;
+}
+
+static size_t slot_bytes(const hawq_qmodel *m, int t, int batch) {
+  return align64((size_t)batch * (size_t)qrt_sample_bytes(&m->tensors[t]));
+}
+
+/* Lifetimes in node order: tensor t is written by node first[t] (-1: the pixels) and read last
+ * by node last[t] (n_nodes for the output, which the caller reads after the run). */
+static void lifetimes(const hawq_qmodel *m, int *first, int *last) {
+  for (int t = 0; t < m->n_tensors; t++) first[t] = last[t] = m->tensors[t].producer;
+  for (int i = 0; i < m->n_nodes; i++) {
+    const hawq_qnode *n = &m->nodes[i];
+    for (int j = 0; j < n->n_inputs; j++) {
+      if (n->inputs[j] >= 0 && last[n->inputs[j]] < i) last[n->inputs[j]] = i;
+    }
+  }
+  last[m->output] = m->n_nodes;
+}
+
+/* Places every slot but the pixels' (see plan.h); returns the arena's size. */
+static size_t place_slots(const hawq_qmodel *m, int batch, bool keep_all, size_t *offset) {
+  int nt = m->n_tensors;
+  int *first = malloc(sizeof(int) * (size_t)nt * 3);
+  if (!first) return SIZE_MAX;
+  int *last = first + nt, *order = last + nt;
+  lifetimes(m, first, last);
+  /* Largest first (insertion sort: a few hundred tensors, once per plan). */
+  int count = 0;
+  for (int t = 0; t < nt; t++) {
+    offset[t] = SIZE_MAX;
+    if (t == m->input) continue;
+    int i = count++;
+    while (i > 0 && slot_bytes(m, order[i - 1], batch) < slot_bytes(m, t, batch)) {
+      order[i] = order[i - 1];
+      i--;
+    }
+    order[i] = t;
+  }
+  size_t arena = 0;
+  for (int i = 0; i < count; i++) {
+    int t = order[i];
+    size_t size = slot_bytes(m, t, batch), at = 0;
+    if (keep_all) {
+      at = arena;
+    } else {
+      /* The lowest offset clear of every placed slot alive at the same time: candidates are 0
+       * and the end of each such slot. */
+      for (int moved = 1; moved;) {
+        moved = 0;
+        for (int j = 0; j < i; j++) {
+          int u = order[j];
+          bool alive_together = first[u] <= last[t] && first[t] <= last[u];
+          size_t us = slot_bytes(m, u, batch);
+          if (alive_together && at < offset[u] + us && offset[u] < at + size) {
+            at = offset[u] + us;
+            moved = 1;
+          }
+        }
+      }
+    }
+    offset[t] = at;
+    if (at + size > arena) arena = at + size;
+  }
+  free(first);
+  return arena;
+}
+
+hawq_qrt_plan *hawq_qrt_plan_create(const hawq_qmodel *m, hawq_isa isa, int threads, int max_batch,
+                                    int flags) {
+  hawq_qrt_plan *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->m = m;
+  p->isa = isa;
+  p->threads = threads < 1 ? 1 : threads;
+  p->max_batch = max_batch < 1 ? 1 : max_batch;
+  p->offset = malloc(sizeof(size_t) * (size_t)(m->n_tensors > 0 ? m->n_tensors : 1));
+  p->packed = calloc((size_t)(m->n_nodes > 0 ? m->n_nodes : 1), sizeof(void *));
+  if (!p->offset || !p->packed) goto fail;
+  p->arena_bytes = place_slots(m, p->max_batch, (flags & HAWQ_QRT_PLAN_KEEP_ALL) != 0, p->offset);
+  if (p->arena_bytes == SIZE_MAX) goto fail;
+  for (int t = 0; t < m->n_tensors; t++) {
+    if (t != m->input) p->all_slots_bytes += slot_bytes(m, t, p->max_batch);
+  }
+
+  /* Kernel choice, packed sizes and scratch. */
+  size_t *packed_at = malloc(sizeof(size_t) * (size_t)(m->n_nodes > 0 ? m->n_nodes : 1));
+  if (!packed_at) goto fail;
+  for (int i = 0; i < m->n_nodes; i++) {
+    const hawq_qnode *n = &m->nodes[i];
+    packed_at[i] = SIZE_MAX;
+    if (n->op == HAWQ_QOP_INPUT && isa != HAWQ_ISA_SCALAR) {
+      packed_at[i] = p->packed_bytes;
+      p->packed_bytes += align64(qrt_input_table_size(m, n));
+    }
+    if (n->op != HAWQ_QOP_CONV) continue;
+    size_t scratch;
+    if (isa != HAWQ_ISA_SCALAR && qrt_convf_supported(m, n, isa)) {
+      packed_at[i] = p->packed_bytes;
+      p->packed_bytes += align64(qrt_convf_packed_size(m, n, isa));
+      scratch = qrt_convf_scratch_size(m, n, isa, p->max_batch, p->threads);
+    } else {
+      scratch = hawq_qrt_conv_scratch(m, n, p->threads);
+    }
+    if (align64(scratch) > p->scratch_bytes) p->scratch_bytes = align64(scratch);
+  }
+  if (p->packed_bytes && posix_memalign((void **)&p->packed_mem, 64, p->packed_bytes) != 0) {
+    p->packed_mem = NULL;
+    free(packed_at);
+    goto fail;
+  }
+  for (int i = 0; i < m->n_nodes; i++) {
+    if (packed_at[i] == SIZE_MAX) continue;
+    p->packed[i] = p->packed_mem + packed_at[i];
+    if (m->nodes[i].op == HAWQ_QOP_INPUT) {
+      qrt_input_table_build(m, &m->nodes[i], p->packed[i]);
+    } else {
+      qrt_convf_pack(m, &m->nodes[i], isa, p->packed[i]);
+    }
+  }
+  free(packed_at);
+  return p;
+fail:
+  hawq_qrt_plan_destroy(p);
+  return NULL;
+}
+
+void hawq_qrt_plan_destroy(hawq_qrt_plan *p) {
+  if (!p) return;
+  free(p->offset);
+  free(p->packed);
+  free(p->packed_mem);
+  free(p);
+}
+
+hawq_qrt_plan_stats hawq_qrt_plan_get_stats(const hawq_qrt_plan *p) {
+  hawq_qrt_plan_stats s = {.isa = p->isa,
+                           .threads = p->threads,
+                           .max_batch = p->max_batch,
+                           .arena_bytes = p->arena_bytes,
+                           .all_slots_bytes = p->all_slots_bytes,
+                           .scratch_bytes = p->scratch_bytes,
+                           .packed_bytes = p->packed_bytes};
+  for (int i = 0; i < p->m->n_nodes; i++) {
+    const hawq_qnode *n = &p->m->nodes[i];
+    if (n->op != HAWQ_QOP_CONV) continue;
+    s.conv_nodes++;
+    s.fast_nodes += p->packed[i] != NULL;
+    const hawq_qtensor *x = &p->m->tensors[n->inputs[0]], *y = &p->m->tensors[n->output];
+    int64_t len = n->kernel[0] * n->kernel[1] * qrt_exact_quotient(x->c, n->groups);
+    hawq_qtype wt = n->weight_bits <= 4 ? HAWQ_QT_I4 : HAWQ_QT_I8;
+    s.model_weight_bytes += (size_t)(y->c * (qrt_row_bytes(wt, len) + 4)); /* + int32 bias */
+  }
+  return s;
+}
+
+size_t hawq_qrt_plan_workspace_size(const hawq_qrt_plan *p) {
+  return p->arena_bytes + p->scratch_bytes;
+}
+
+void *hawq_qrt_plan_tensor(const hawq_qrt_plan *p, void *ws, int t) {
+  return p->offset[t] == SIZE_MAX ? NULL : (uint8_t *)ws + p->offset[t];
+}
+
+int hawq_qrt_plan_node_fast(const hawq_qrt_plan *p, int i) {
+  return p->packed[i] != NULL || qrt_ops_fast_supported(p->m, &p->m->nodes[i], p->isa);
+}
+
+void hawq_qrt_plan_run_node(const hawq_qrt_plan *p, int i, const uint8_t *pixels, int batch,
+                            void *ws) {
+  const hawq_qmodel *m = p->m;
+  const hawq_qnode *n = &m->nodes[i];
+  qrt_args a = {.out = hawq_qrt_plan_tensor(p, ws, n->output),
+                .scratch = (uint8_t *)ws + p->arena_bytes,
+                .batch = batch,
+                .threads = p->threads};
+  for (int j = 0; j < n->n_inputs; j++) {
+    int t = n->inputs[j];
+    a.in[j] = t < 0 ? NULL : t == m->input ? pixels : hawq_qrt_plan_tensor(p, ws, t);
+  }
+  if (p->packed[i] && n->op == HAWQ_QOP_INPUT) {
+    qrt_input_table_run(m, n, p->packed[i], &a);
+  } else if (p->packed[i]) {
+    qrt_convf_run(m, n, p->isa, p->packed[i], a.in[0], n->n_inputs == 2 ? a.in[1] : NULL, a.out,
+                  a.scratch, batch, p->threads);
+  } else if (qrt_ops_fast_supported(m, n, p->isa)) {
+    qrt_ops_fast_run(m, n, p->isa, &a);
+  } else {
+    qrt_run_node_reference(m, n, &a);
+  }
+}
+
+void hawq_qrt_plan_run(const hawq_qrt_plan *p, const uint8_t *pixels, int batch, void *ws,
+                       int32_t *logits) {
+  for (int i = 0; i < p->m->n_nodes; i++) hawq_qrt_plan_run_node(p, i, pixels, batch, ws);
+  if (logits) {
+    const hawq_qtensor *out = &p->m->tensors[p->m->output];
+    memcpy(logits, hawq_qrt_plan_tensor(p, ws, p->m->output),
+           (size_t)batch * (size_t)qrt_sample_bytes(out));
+  }
+}
