@@ -51,6 +51,11 @@ static bool geometry(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cf
   pl->groups = n->groups;
   pl->cg = qrt_exact_quotient(pl->c, pl->groups);
   pl->kg = qrt_exact_quotient(pl->k, pl->groups);
+  /* Depthwise (one input and one output channel per group) has its own VNNI kernel, which
+   * treats the channels as one group. */
+  bool dwc = vnni && pl->groups > 1 && pl->cg == 1 && pl->kg == 1;
+  if (dwc) pl->groups = 1, pl->cg = pl->c, pl->kg = pl->k;
+  pl->dwc = dwc;
   /* A group's output channels start on a byte of a packed row only when kg is even. */
   bool packed_out = qrt_is_packed(y->type) || (res && qrt_is_packed(res->type));
   if (pl->groups > 1 && packed_out && (pl->kg & 1)) return false;
@@ -74,8 +79,12 @@ static bool geometry(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cf
   int unit_shift = vnni ? 2 : 1;                    /* values per 4-byte unit: 4 or 2 */
   pl->nseg = merged ? pl->r : pl->r * pl->s;
   pl->nunit = (seglen + (1 << unit_shift) - 1) >> unit_shift;
+  if (dwc) { /* segments: the taps' offsets, in quads (the last padded with zero weights) */
+    pl->nunit = (pl->r * pl->s + 3) >> 2;
+    pl->nseg = pl->nunit * 4;
+  }
   bool nopad = n->pad[0] == 0 && n->pad[1] == 0 && n->pad[2] == 0 && n->pad[3] == 0;
-  pl->inplace = vnni && x->type == HAWQ_QT_U8 && nopad && (seglen & 3) == 0;
+  pl->inplace = vnni && !dwc && x->type == HAWQ_QT_U8 && nopad && (seglen & 3) == 0;
   if (pl->inplace) {
     pl->hp = pl->h, pl->wp = pl->w;
     pl->img_bytes = 0;
@@ -93,6 +102,7 @@ static bool geometry(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cf
   /* Blocks, k-groups, tiles. */
   pl->nblk = (pl->kg + pl->lanes - 1) >> (vnni ? 4 : 3);
   tile_shape(isa, pl->nblk, pl->q, &pl->nmax, &pl->mmax);
+  if (dwc) pl->nmax = 4, pl->mmax = CF_DW_MMAX; /* 64 channels x up to 4 pixels */
   pl->nkgrp = 0;
   for (int64_t b = 0; b < pl->nblk; b += pl->nmax) pl->nkgrp++;
   if (2 * pl->q <= pl->mmax) {
@@ -107,6 +117,10 @@ static bool geometry(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cf
   int64_t last_blocks = pl->nblk - (pl->nkgrp - 1) * pl->nmax;
   pl->wgrp_bytes =
       (pl->nkgrp - 1) * pl->wkg_bytes + pl->nseg * pl->nunit * last_blocks * pl->blk_bytes;
+  if (dwc) { /* per 64 channels and tap quad: 4 zmm (convf_avx512vnni.c, dw_tile) */
+    pl->wkg_bytes = pl->nunit * 256;
+    pl->wgrp_bytes = pl->nkgrp * pl->wkg_bytes;
+  }
   pl->ep_bytes = (int64_t)pl->lanes * 4 * CF_EP_SLOTS;
   pl->kmajor = pl->wgrp_bytes > ((int64_t)1 << 20);
 
@@ -117,7 +131,7 @@ static bool geometry(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cf
   pl->off_tile = at;
   at += align64(pl->ntiles * (int64_t)sizeof(cf_tile));
   pl->off_bias = at;
-  at += align64(pl->groups * pl->nblk * pl->lanes * 4);
+  at += align64(dwc ? pl->nkgrp * 256 : pl->groups * pl->nblk * pl->lanes * 4);
   pl->off_ep = at;
   at += align64(pl->groups * pl->nblk * pl->ep_bytes);
   pl->off_w = at;
@@ -166,14 +180,82 @@ static void make_tiles(const cf_plan *pl, cf_tile *t) {
   }
 }
 
+/* Epilogue constants of the block of `lanes` channels from k0 (global), valid of them real. */
+static void pack_epilogue(const cf_plan *pl, const hawq_qnode *n, uint8_t *ep, int64_t k0,
+                          int64_t valid) {
+  int64_t lanes = pl->lanes, half = lanes >> 1;
+  int32_t *em = (int32_t *)(void *)(ep + CF_EP_M * lanes * 4);
+  int32_t *ed = (int32_t *)(void *)(ep + CF_EP_D * lanes * 4);
+  int32_t *elo = (int32_t *)(void *)(ep + CF_EP_LO32 * lanes * 4);
+  int32_t *ehi = (int32_t *)(void *)(ep + CF_EP_HI32 * lanes * 4);
+  int32_t *eflags = (int32_t *)(void *)(ep + CF_EP_FLAGS * lanes * 4);
+  int64_t *arr = (int64_t *)(void *)(ep + CF_EP_RND_E * lanes * 4);
+  eflags[0] = 1;
+  for (int64_t l = 0; l < lanes; l++) {
+    int64_t *e = arr + (l >> 1) + (l & 1) * half; /* even or odd lane slots */
+    if (l >= valid) {
+      e[0] = 1, e[2 * half] = 1; /* m = 0, c = 1; lo = hi = 0 */
+      continue;
+    }
+    hawq_dyadic d = n->dyadic[k0 + l];
+    em[l] = d.m;
+    e[0] = (int64_t)1 << (d.c - 1);
+    e[2 * half] = d.c;
+    e[4 * half] = pl->ylo;
+    e[6 * half] = pl->yhi;
+    ed[l] = d.m && d.c >= 32 ? d.c - 32 : 0;
+    elo[l] = pl->ylo, ehi[l] = pl->yhi;
+    if (d.m && d.c < 32) eflags[0] = 0;
+  }
+}
+
+/* acc = bias + sum((x + zp) * w) - zp * sum(w), modulo 2^32 */
+static int32_t folded_bias(const cf_plan *pl, const hawq_qnode *n, int64_t k, uint32_t sum) {
+  return (int32_t)((uint32_t)n->bias[k] - (uint32_t)pl->zp * sum);
+}
+
+/* Depthwise weights and biases (convf_internal.h, cf_tile_dw_avx512vnni). */
+static void pack_depthwise(const cf_plan *pl, const hawq_qnode *n, uint8_t *base) {
+  int64_t taps = pl->r * pl->s;
+  int32_t *bias = (int32_t *)(void *)(base + pl->off_bias);
+  for (int64_t k = 0; k < pl->k; k++) {
+    int64_t j = k >> 6, c = k & 63, lane = c >> 4, zi = (c >> 2) & 3, l = c & 3;
+    int64_t pos = zi * 16 + lane * 4 + l; /* dword in the 4 zmm */
+    uint8_t *wk = base + pl->off_w + j * pl->wkg_bytes;
+    uint32_t sum = 0;
+    for (int64_t t = 0; t < taps; t++) {
+      int32_t w = hawq_qweight_get(n, taps, k, t);
+      sum += (uint32_t)w;
+      wk[(t >> 2) * 256 + pos * 4 + (t & 3)] = (uint8_t)(int8_t)w;
+    }
+    bias[j * 64 + pos] = folded_bias(pl, n, k, sum);
+  }
+}
+
 void qrt_convf_pack(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, void *dst) {
   cf_plan pl;
   if (!geometry(m, n, isa, &pl)) return;
   uint8_t *base = (uint8_t *)dst;
   memset(base, 0, (size_t)pl.total);
   memcpy(base, &pl, sizeof pl);
+  make_tiles(&pl, (cf_tile *)(void *)(base + pl.off_tile));
+  for (int64_t g = 0; g < pl.groups; g++) {
+    for (int64_t blk = 0; blk < pl.nblk; blk++) {
+      int64_t kl = blk * pl.lanes;
+      pack_epilogue(&pl, n, base + pl.off_ep + (g * pl.nblk + blk) * pl.ep_bytes, g * pl.kg + kl,
+                    min64(pl.lanes, pl.kg - kl));
+    }
+  }
 
-  int64_t *seg = (int64_t *)(base + pl.off_seg);
+  int64_t *seg = (int64_t *)(void *)(base + pl.off_seg);
+  if (pl.dwc) {
+    for (int64_t t = 0; t < pl.r * pl.s; t++) {
+      int64_t r = qrt_quotient(t, pl.s), s = t - r * pl.s;
+      seg[t] = r * pl.dh * pl.rsb + s * pl.dw * pl.pcb; /* (the padding taps stay 0) */
+    }
+    pack_depthwise(&pl, n, base);
+    return;
+  }
   bool merged = pl.nseg == pl.r; /* (with S = 1 both readings are the same) */
   for (int64_t r = 0, i = 0; r < pl.r; r++) {
     if (merged) {
@@ -182,43 +264,19 @@ void qrt_convf_pack(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, voi
     }
     for (int64_t s = 0; s < pl.s; s++) seg[i++] = r * pl.dh * pl.rsb + s * pl.dw * pl.pcb;
   }
-  make_tiles(&pl, (cf_tile *)(base + pl.off_tile));
 
   int64_t len = pl.r * pl.s * pl.cg, lanes = pl.lanes;
   int shift = pl.esz == 1 ? 2 : 1; /* values per unit: 4 or 2 */
-  int32_t *bias = (int32_t *)(base + pl.off_bias);
+  int32_t *bias = (int32_t *)(void *)(base + pl.off_bias);
   for (int64_t g = 0; g < pl.groups; g++) {
     uint8_t *wg = base + pl.off_w + g * pl.wgrp_bytes;
     for (int64_t j = 0, blk = 0; j < pl.nkgrp; j++) {
       int64_t nb = min64(pl.nmax, pl.nblk - j * pl.nmax);
       uint8_t *wk = wg + j * pl.wkg_bytes;
       for (int64_t nn = 0; nn < nb; nn++, blk++) {
-        int64_t gb = g * pl.nblk + blk; /* the block's index over all groups */
-        uint8_t *ep = base + pl.off_ep + gb * pl.ep_bytes;
-        int32_t *em = (int32_t *)(void *)(ep + CF_EP_M * lanes * 4);
-        int32_t *ed = (int32_t *)(void *)(ep + CF_EP_D * lanes * 4);
-        int32_t *elo = (int32_t *)(void *)(ep + CF_EP_LO32 * lanes * 4);
-        int32_t *ehi = (int32_t *)(void *)(ep + CF_EP_HI32 * lanes * 4);
-        int32_t *eflags = (int32_t *)(void *)(ep + CF_EP_FLAGS * lanes * 4);
-        int64_t *arr = (int64_t *)(void *)(ep + CF_EP_RND_E * lanes * 4);
-        int64_t half = lanes >> 1;
-        eflags[0] = 1;
         for (int64_t l = 0; l < lanes; l++) {
           int64_t kl = blk * lanes + l, k = g * pl.kg + kl;
-          int64_t *e = arr + (l >> 1) + (l & 1) * half; /* even or odd lane slots */
-          if (kl >= pl.kg) {
-            e[0] = 1, e[2 * half] = 1; /* m = 0, c = 1; lo = hi = 0 */
-            continue;
-          }
-          hawq_dyadic d = n->dyadic[k];
-          em[l] = d.m;
-          e[0] = (int64_t)1 << (d.c - 1);
-          e[2 * half] = d.c;
-          e[4 * half] = pl.ylo;
-          e[6 * half] = pl.yhi;
-          ed[l] = d.m && d.c >= 32 ? d.c - 32 : 0;
-          elo[l] = pl.ylo, ehi[l] = pl.yhi;
-          if (d.m && d.c < 32) eflags[0] = 0;
+          if (kl >= pl.kg) continue;
           /* Weights: value i = (r * S + s) * cg + c of channel k's row. */
           uint32_t sum = 0;
           for (int64_t r = 0, i = 0; r < pl.r; r++) {
@@ -239,8 +297,7 @@ void qrt_convf_pack(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, voi
               }
             }
           }
-          /* acc = bias + sum((x + zp) * w) - zp * sum(w), modulo 2^32 */
-          bias[gb * lanes + l] = (int32_t)((uint32_t)n->bias[k] - (uint32_t)pl.zp * sum);
+          bias[(g * pl.nblk + blk) * lanes + l] = folded_bias(&pl, n, k, sum);
         }
       }
     }
@@ -350,7 +407,9 @@ void qrt_convf_run(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cons
   (void)m, (void)n; /* everything the kernels read is in the packed form */
   (void)threads;    /* (without OpenMP) */
   const cf_plan *pl = (const cf_plan *)packed;
-  cf_tile_fn fn = isa == HAWQ_ISA_AVX512VNNI ? cf_tile_avx512vnni : cf_tile_avx2;
+  cf_tile_fn fn = isa != HAWQ_ISA_AVX512VNNI ? cf_tile_avx2
+                  : pl->dwc                  ? cf_tile_dw_avx512vnni
+                                             : cf_tile_avx512vnni;
   int64_t per_sample = pl->groups * pl->nkgrp * pl->ntiles;
   uint8_t *img = (uint8_t *)scratch;
 #pragma omp parallel num_threads(threads) if (threads > 1)

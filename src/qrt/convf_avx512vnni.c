@@ -75,10 +75,10 @@ typedef void (*vt_fn)(const vt_args *a);
 #define VT_ROW(N, MA) VT_DEF(MA, 0, N)
 #define VT_TWO(N, MA) VT_DEF(MA, MA, N)
 #define VT_ROWS_6(N) VT_ROW(N, 1) VT_ROW(N, 2) VT_ROW(N, 3) VT_ROW(N, 4) VT_ROW(N, 5) VT_ROW(N, 6)
-#define VT_ROWS_14(N)                                                                            \
-  VT_ROWS_6(N)                                                                                   \
-  VT_ROW(N, 7) VT_ROW(N, 8) VT_ROW(N, 9) VT_ROW(N, 10) VT_ROW(N, 11) VT_ROW(N, 12) VT_ROW(N, 13) \
-      VT_ROW(N, 14)
+#define VT_ROWS_14(N) \
+  VT_ROWS_6(N)        \
+  VT_ROW(N, 7)        \
+  VT_ROW(N, 8) VT_ROW(N, 9) VT_ROW(N, 10) VT_ROW(N, 11) VT_ROW(N, 12) VT_ROW(N, 13) VT_ROW(N, 14)
 #define VT_TWOS_7(N) \
   VT_TWO(N, 1) VT_TWO(N, 2) VT_TWO(N, 3) VT_TWO(N, 4) VT_TWO(N, 5) VT_TWO(N, 6) VT_TWO(N, 7)
 VT_ROWS_14(1)
@@ -327,4 +327,100 @@ void cf_tile_avx512vnni(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t 
   a.out = acc;
   vt_table[nb - 1][t->ma][t->mb ? 1 : 0](&a);
   epilogue(pl, cx, g, j, t, acc, nb);
+}
+
+/* ---- Depthwise ---- */
+
+typedef struct dw_args {
+  const uint8_t *a0, *a1; /* window origin (channel 64j) of the tile's first pixel, rows p, p+1 */
+  int64_t ps;             /* bytes between neighbouring output pixels' windows */
+  const int64_t *off;     /* tap offsets, 4 per unit */
+  int64_t nq;             /* units: tap quads */
+  const uint8_t *w;       /* 4 zmm per unit */
+  const int32_t *bias;    /* 4 zmm, in the weights' channel order */
+  int32_t *out;           /* [pixel][nb][16], channels in order */
+  int nb;                 /* blocks of 16 channels to store */
+} dw_args;
+
+/* 64 channels x MA + MB pixels: for each tap quad, the 4 taps' 64 bytes are interleaved into
+ * 4 zmm of (tap 0, 1, 2, 3) byte quads per channel, channel 16L + 4i + l in zmm i (vpunpck*bw,
+ * then *wd, work within 128-bit lanes), each vpdpbusd'd with its weights; the accumulators are
+ * put back in channel order (a 4 x 4 transpose of 128-bit lanes) at the end. */
+AINLINE void dw_tile(const int MA, const int MB, const dw_args *a) {
+  __m512i acc[CF_DW_MMAX][4];
+#pragma GCC unroll 4
+  for (int z = 0; z < 4; z++) {
+    __m512i b = _mm512_load_si512((const void *)(a->bias + 16 * z));
+#pragma GCC unroll 4
+    for (int i = 0; i < MA + MB; i++) acc[i][z] = b;
+  }
+  const uint8_t *w = a->w;
+  const int64_t *off = a->off;
+  for (int64_t u = 0; u < a->nq; u++, w += 256, off += 4) {
+    __m512i w0 = _mm512_load_si512((const void *)w);
+    __m512i w1 = _mm512_load_si512((const void *)(w + 64));
+    __m512i w2 = _mm512_load_si512((const void *)(w + 128));
+    __m512i w3 = _mm512_load_si512((const void *)(w + 192));
+    int64_t o0 = off[0], o1 = off[1], o2 = off[2], o3 = off[3];
+#pragma GCC unroll 4
+    for (int i = 0; i < MA + MB; i++) {
+      const uint8_t *p = i < MA ? a->a0 + i * a->ps : a->a1 + (i - MA) * a->ps;
+      __m512i t0 = _mm512_loadu_si512((const void *)(p + o0));
+      __m512i t1 = _mm512_loadu_si512((const void *)(p + o1));
+      __m512i t2 = _mm512_loadu_si512((const void *)(p + o2));
+      __m512i t3 = _mm512_loadu_si512((const void *)(p + o3));
+      __m512i lo01 = _mm512_unpacklo_epi8(t0, t1), hi01 = _mm512_unpackhi_epi8(t0, t1);
+      __m512i lo23 = _mm512_unpacklo_epi8(t2, t3), hi23 = _mm512_unpackhi_epi8(t2, t3);
+      acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], _mm512_unpacklo_epi16(lo01, lo23), w0);
+      acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], _mm512_unpackhi_epi16(lo01, lo23), w1);
+      acc[i][2] = _mm512_dpbusd_epi32(acc[i][2], _mm512_unpacklo_epi16(hi01, hi23), w2);
+      acc[i][3] = _mm512_dpbusd_epi32(acc[i][3], _mm512_unpackhi_epi16(hi01, hi23), w3);
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < MA + MB; i++) {
+    /* block L (channels 16L..) = lane L of acc 0, 1, 2, 3 */
+    __m512i s0 = _mm512_shuffle_i32x4(acc[i][0], acc[i][1], 0x44); /* 0.L0 0.L1 1.L0 1.L1 */
+    __m512i s1 = _mm512_shuffle_i32x4(acc[i][2], acc[i][3], 0x44);
+    __m512i s2 = _mm512_shuffle_i32x4(acc[i][0], acc[i][1], 0xEE); /* 0.L2 0.L3 1.L2 1.L3 */
+    __m512i s3 = _mm512_shuffle_i32x4(acc[i][2], acc[i][3], 0xEE);
+    __m512i blk[4] = {_mm512_shuffle_i32x4(s0, s1, 0x88), _mm512_shuffle_i32x4(s0, s1, 0xDD),
+                      _mm512_shuffle_i32x4(s2, s3, 0x88), _mm512_shuffle_i32x4(s2, s3, 0xDD)};
+    for (int z = 0; z < a->nb; z++) {
+      _mm512_store_si512((void *)(a->out + (i * a->nb + z) * 16), blk[z]);
+    }
+  }
+}
+
+typedef void (*dw_fn)(const dw_args *a);
+#define DW_DEF(MA, MB)                           \
+  static void dw_##MA##_##MB(const dw_args *a) { \
+    dw_tile(MA, MB, a);                          \
+  }
+DW_DEF(1, 0)
+DW_DEF(2, 0)
+DW_DEF(3, 0)
+DW_DEF(4, 0)
+DW_DEF(1, 1)
+DW_DEF(2, 2)
+static const dw_fn dw_table[CF_DW_MMAX + 1][2] = {
+    [1][0] = dw_1_0, [2][0] = dw_2_0, [3][0] = dw_3_0,
+    [4][0] = dw_4_0, [1][1] = dw_1_1, [2][1] = dw_2_2};
+
+void cf_tile_dw_avx512vnni(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j,
+                           const cf_tile *t) {
+  const uint8_t *pk = (const uint8_t *)pl;
+  dw_args a;
+  a.a0 = cx->img + (int64_t)t->p * pl->sh * pl->rsb + (int64_t)t->q0 * pl->sw * pl->pcb + j * 64;
+  a.a1 = t->mb ? a.a0 + pl->sh * pl->rsb : a.a0;
+  a.ps = pl->sw * pl->pcb;
+  a.off = (const int64_t *)(const void *)(pk + pl->off_seg);
+  a.nq = pl->nunit;
+  a.w = pk + pl->off_w + j * pl->wkg_bytes;
+  a.bias = (const int32_t *)(const void *)(pk + pl->off_bias) + j * 64;
+  a.nb = (int)(pl->nblk - j * 4 < 4 ? pl->nblk - j * 4 : 4);
+  int32_t acc[CF_DW_MMAX * 4 * 16] __attribute__((aligned(64)));
+  a.out = acc;
+  dw_table[t->ma][t->mb ? 1 : 0](&a);
+  epilogue(pl, cx, g, j, t, acc, a.nb);
 }

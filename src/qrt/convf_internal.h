@@ -48,6 +48,7 @@ typedef struct cf_plan {
   int32_t nmax;    /* blocks per k-group */
   int32_t mmax;    /* pixels per tile */
   int32_t kmajor;  /* work order: k-groups outermost (large weights), else tiles */
+  int32_t dwc;     /* depthwise on VNNI (see cf_tile_dw_avx512vnni); groups is then 1 */
   hawq_dyadic rd;  /* residual dyadic */
   int64_t h, w, c, p, q, k, groups, cg, kg, r, s;
   int64_t sh, sw, dh, dw, pt, pl;
@@ -105,8 +106,13 @@ typedef void (*cf_tile_fn)(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64
 void cf_tile_avx512vnni(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j,
                         const cf_tile *t);
 void cf_tile_avx2(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, const cf_tile *t);
+/* Depthwise on VNNI: k-group j is channels [64j, 64j + 64), the segments are the taps' offsets
+ * (4 per unit); the weights of a unit are 4 zmm of 4 taps per channel, channel 16L + 4i + l in
+ * zmm i, dword 4L + l (the order vpunpck*bw / *wd make of 4 taps' loads); biases alike. */
+void cf_tile_dw_avx512vnni(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j,
+                           const cf_tile *t);
 
 /* The tile sizes each level's kernels are instantiated for. */
-enum { CF_VNNI_MMAX = 14, CF_AVX2_MMAX = 6 };
+enum { CF_VNNI_MMAX = 14, CF_AVX2_MMAX = 6, CF_DW_MMAX = 4 };
 
 #endif

@@ -325,7 +325,8 @@ enum { K_CONV, K_DEPTHWISE, K_POINTWISE, K_FC, K_WIDE, K_STEM, K_COUNT };
 static void random_spec(test_rng *rng, conv_spec *s, int kind) {
   memset(s, 0, sizeof *s);
   int depthwise = kind == K_DEPTHWISE, pointwise = kind == K_POINTWISE;
-  s->groups = depthwise ? (int)test_rng_int(rng, 1, 9) : (int)test_rng_int(rng, 1, 3);
+  s->groups = depthwise ? (int)test_rng_int(rng, 1, test_rng_int(rng, 0, 2) ? 9 : 90)
+                        : (int)test_rng_int(rng, 1, 3);
   s->c = s->groups * (depthwise ? 1 : test_rng_int(rng, 1, 7));
   s->k = s->groups * test_rng_int(rng, 1, depthwise ? 2 : 7);
   s->kh = pointwise ? 1 : (int)test_rng_int(rng, 1, 5);
