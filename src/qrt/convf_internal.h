@@ -17,11 +17,16 @@
  *
  * Signed 8-bit / 4-bit inputs on VNNI (which multiplies u8 by s8) are stored as x + zp
  * (128 / 8) and the bias absorbs -zp * sum(w) modulo 2^32: the accumulation wraps modulo 2^32
- * and the true result fits int32 (validated), so the sum is exact.
+ * and the true result fits int32 (validated), so the sum is exact. The image is filled once
+ * per sample by all threads; a U8 input without padding whose segments are whole units is read
+ * in place instead. Depthwise convs on VNNI (dwc) have their own kernel: the segments are then
+ * the taps' offsets, 4 per unit (cf_tile_dw_avx512vnni).
  *
  * Packed form (64-byte aligned parts, offsets from its start): cf_plan, segment offsets
  * (int64), tiles, biases (int32 per block lane, corrections folded), epilogue constants per
- * block (cf_ep layout below), weights [group][k-group][segment][unit][block][lane][unit values].
+ * block (CF_EP_* slots below), weights [group][k-group][segment][unit][block][lane][unit values].
+ * Threads split the work items (sample, group, tile, k-group) statically (qrt_thread_range);
+ * each output value is computed by one thread, so the results do not depend on their number.
  */
 #ifndef HAWQ_QRT_CONVF_INTERNAL_H
 #define HAWQ_QRT_CONVF_INTERNAL_H
