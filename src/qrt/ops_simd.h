@@ -63,9 +63,75 @@ static void store_span(hawq_qtype t, const int64_t *v, int64_t n, int32_t lo, in
   }
 }
 
+/* hawq_rescale in 32-bit lanes, for inputs of at most 16 bits (|x| <= 2^15) and 17 <= c <= 46:
+ * with m = mhi * 2^16 + mlo (0 <= mlo < 2^16), x * m + 2^(c-1) = 2^16 (x mhi + 2^(c-17)) + x mlo,
+ * and since floor(floor(a / 2^16) / 2^k) = floor(a / 2^(16+k)),
+ *   rescale(x) = (x mhi + 2^(c-17) + ((x mlo) >> 16)) >> (c - 16),
+ * every term in int32: |x mhi| <= 2^30, 2^(c-17) <= 2^29, |x mlo| < 2^31. For c >= 48,
+ * |x m| < 2^46 <= 2^(c-1) - 2^46 makes every result 0, as does m = 0. */
+typedef struct rescale32 {
+  int32_t mhi, mlo, round;
+  int shift;
+} rescale32;
+
+static bool rescale32_make(hawq_dyadic d, rescale32 *r) {
+  if (d.m == 0 || d.c >= 48) { /* every result 0: 0 * 0 + 0 + 0 >> 0 */
+    *r = (rescale32){0, 0, 0, 0};
+    return true;
+  }
+  if (d.c < 17 || d.c > 46) return false;
+  *r = (rescale32){d.m >> 16, d.m & 0xFFFF, 1 << (d.c - 17), d.c - 16};
+  return true;
+}
+
+static int32_t rescale32_apply(int32_t x, rescale32 r) {
+  return (x * r.mhi + r.round + ((x * r.mlo) >> 16)) >> r.shift;
+}
+
+static bool narrow(hawq_qtype t) {
+  return t == HAWQ_QT_U8 || t == HAWQ_QT_I8 || t == HAWQ_QT_I16;
+}
+
+/* One loop per (input, output) type pair, so that each vectorises on its own. */
+#define RESCALE32_LOOP(XT, YT)                                               \
+  for (int64_t i = 0; i < n; i++) {                                          \
+    int32_t v = rescale32_apply(((const XT *)x)[i], r);                      \
+    ((YT *)yr)[first + i] = (YT)(v < y->lo ? y->lo : v > y->hi ? y->hi : v); \
+  }
+#define RESCALE32_TO(XT)                 \
+  switch (y->type) {                     \
+    case HAWQ_QT_U8:                     \
+      RESCALE32_LOOP(XT, uint8_t) break; \
+    case HAWQ_QT_I8:                     \
+      RESCALE32_LOOP(XT, int8_t) break;  \
+    default:                             \
+      RESCALE32_LOOP(XT, int16_t) break; \
+  }
+
+/* rescale_row for narrow types with a 32-bit dyadic. */
+static void rescale_row32(hawq_qtype xt, const uint8_t *x, rescale32 r, const hawq_qtensor *y,
+                          uint8_t *yr, int64_t first, int64_t n) {
+  switch (xt) {
+    case HAWQ_QT_U8:
+      RESCALE32_TO(uint8_t)
+      break;
+    case HAWQ_QT_I8:
+      RESCALE32_TO(int8_t)
+      break;
+    default:
+      RESCALE32_TO(int16_t)
+      break;
+  }
+}
+
 /* Elements [0, n) of row x (type xt), rescaled by d, into elements [first, first + n) of row y. */
 static void rescale_row(hawq_qtype xt, const uint8_t *x, hawq_dyadic d, const hawq_qtensor *y,
                         uint8_t *yr, int64_t first, int64_t n) {
+  rescale32 r;
+  if (narrow(xt) && narrow(y->type) && rescale32_make(d, &r)) {
+    rescale_row32(xt, x, r, y, yr, first, n);
+    return;
+  }
   int32_t v[CHUNK];
   int64_t w[CHUNK];
   for (int64_t i = 0; i < n; i += CHUNK) {

@@ -1,12 +1,16 @@
 /* Every integer runtime op on random shapes against a direct reference written here: int64
  * arithmetic on unpacked values, 4-bit unpacking of its own, exact floor division for the
- * rescale. Nothing is shared with src/qrt but the QModel struct it reads. Each case is a
- * validated model: the op's operands are produced by placeholder CONV nodes (zero weights) from
- * a 1 x 1 x 1 pixel input and its output feeds a placeholder FC that makes the I32 logits; the
- * test writes random operands into the workspace and runs the op alone (a view of the model
- * holding just that node), then compares exactly. */
+ * rescale. Nothing is shared with src/qrt but the QModel struct it reads. Each case runs on the
+ * reference kernels and then on every faster kernel level this CPU has (the vectorised ops and
+ * input tables of ops_fast.h, the conv kernels of convf.h), each compared with the same answer.
+ * Each case is a validated model: the op's operands are produced by placeholder CONV nodes (zero
+ * weights) from a 1 x 1 x 1 pixel input and its output feeds a placeholder FC that makes the I32
+ * logits; the test writes random operands into the workspace and runs the op alone (a view of the
+ * model holding just that node), then compares exactly. */
 #include <stdlib.h>
 
+#include "qrt/convf.h"
+#include "qrt/ops_fast.h"
 #include "qrt/qrt.h"
 #include "quant/qmodel.h"
 #include "test_util.h"
@@ -373,6 +377,44 @@ static const ref_fn refs[HAWQ_QOP_COUNT] = {ref_input,   ref_conv,    ref_add,  
 
 static int cases_run = 0;
 static int64_t values_seen = 0, values_inside = 0; /* outputs strictly inside (lo, hi) */
+static int64_t level_checks[HAWQ_ISA_COUNT];
+static hawq_isa best_isa;
+
+/* Runs node n at kernel level isa with its inputs in the workspace slots; false when the level
+ * has no kernel of its own for n (the plan would run the reference). */
+static bool run_level(hawq_qmodel *m, const hawq_qnode *n, uint8_t *ws, const uint8_t *pixels,
+                      int batch, hawq_isa isa) {
+  qrt_args a = {.out = hawq_qrt_tensor(m, ws, batch, n->output), .batch = batch, .threads = 1};
+  for (int j = 0; j < n->n_inputs; j++) {
+    int t = n->inputs[j];
+    a.in[j] = t < 0 ? NULL : t == m->input ? pixels : hawq_qrt_tensor(m, ws, batch, t);
+  }
+  a.threads = 1 + (int)(level_checks[isa] % 3); /* 1, 2 and 3 threads in turn */
+  if (n->op == HAWQ_QOP_INPUT) {
+    int32_t *table = malloc(qrt_input_table_size(m, n));
+    qrt_input_table_build(m, n, table);
+    qrt_input_table_run(m, n, table, &a);
+    free(table);
+    return true;
+  }
+  if (n->op == HAWQ_QOP_CONV && qrt_convf_supported(m, n, isa)) {
+    void *packed = aligned_alloc(64, (qrt_convf_packed_size(m, n, isa) + 64) & ~(size_t)63);
+    size_t scratch_size = qrt_convf_scratch_size(m, n, isa, batch, a.threads);
+    void *scratch = aligned_alloc(64, (scratch_size + 64) & ~(size_t)63);
+    REQUIRE(packed && scratch, "out of memory");
+    qrt_convf_pack(m, n, isa, packed);
+    qrt_convf_run(m, n, isa, packed, a.in[0], n->n_inputs == 2 ? a.in[1] : NULL, a.out, scratch,
+                  batch, a.threads);
+    free(packed);
+    free(scratch);
+    return true;
+  }
+  if (qrt_ops_fast_supported(m, n, isa)) {
+    qrt_ops_fast_run(m, n, isa, &a);
+    return true;
+  }
+  return false;
+}
 
 /* Validates, fills the op's inputs, runs the op alone, compares with the reference. */
 static void run_case(test_rng *rng, tcase *tc, int batch) {
@@ -425,8 +467,26 @@ static void run_case(test_rng *rng, tcase *tc, int batch) {
         tc->label, (long long)bad, (long long)numel(y, batch), (long long)first,
         (long long)(first >= 0 ? got[first] : 0), (long long)(first >= 0 ? want[first] : 0), batch,
         (long long)y->h, (long long)y->w, (long long)y->c, hawq_qtype_name(y->type));
-  for (int j = 0; j < n->n_inputs; j++) free(in[j]);
   free(got);
+
+  /* The same op at every faster level this CPU has. */
+  size_t out_bytes = (size_t)(batch * hawq_qtensor_bytes(y));
+  for (int isa = HAWQ_ISA_SCALAR + 1; isa <= (int)best_isa; isa++) {
+    memset(hawq_qrt_tensor(m, ws, batch, n->output), 0xA5, out_bytes);
+    if (!run_level(m, n, ws, pixels, batch, (hawq_isa)isa)) continue;
+    level_checks[isa]++;
+    got = unpack(y, hawq_qrt_tensor(m, ws, batch, n->output), batch);
+    bad = 0, first = -1;
+    for (int64_t i = 0; i < numel(y, batch); i++) {
+      if (got[i] != want[i] && bad++ == 0) first = i;
+    }
+    CHECK(bad == 0, "%s at %s: %lld of %lld values differ; first at %lld: got %lld, expected %lld",
+          tc->label, hawq_isa_name((hawq_isa)isa), (long long)bad, (long long)numel(y, batch),
+          (long long)first, (long long)(first >= 0 ? got[first] : 0),
+          (long long)(first >= 0 ? want[first] : 0));
+    free(got);
+  }
+  for (int j = 0; j < n->n_inputs; j++) free(in[j]);
   free(want);
   free(pixels);
   free(ws);
@@ -614,6 +674,28 @@ static void test_add_requant(test_rng *rng) {
     finish_model(m, y);
     run_case(rng, &tc, (int)test_rng_int(rng, 1, 3));
   }
+  /* Every shift 1..62 on wide rows of 16-bit values, extremes included: the vectorised kernels
+   * switch between a 32-bit and a 64-bit form of the rescale by shift. Most of these clamp:
+   * they stay out of the unclamped-share statistic. */
+  int64_t seen = values_seen, inside = values_inside;
+  for (int shift = 1; shift <= 62; shift++) {
+    static const hawq_qtype to[3] = {HAWQ_QT_I16, HAWQ_QT_I8, HAWQ_QT_U8};
+    hawq_qtype xt = shift & 1 ? HAWQ_QT_I16 : HAWQ_QT_I8, yt = to[shift % 3];
+    int64_t xlo, xhi, ylo, yhi;
+    type_range(xt, &xlo, &xhi);
+    type_range(yt, &ylo, &yhi);
+    hawq_qmodel *m = new_model(1, 1, 1);
+    int x = operand(m, "x", xt, xlo, xhi, 1, 3, 700);
+    int y = hawq_qmodel_add_tensor(m, "y", yt, (int32_t)ylo, (int32_t)yhi, 1, 3, 700, 0.25);
+    tcase tc = {m, hawq_qmodel_add_node(m, HAWQ_QOP_REQUANT, "requant", 1, &x, y), {0}, "requant"};
+    hawq_qnode *n = &m->nodes[tc.node];
+    set_dyadics(n, 1);
+    n->dyadic[0] = (hawq_dyadic){(int32_t)test_rng_int(rng, (int64_t)1 << 30, INT32_MAX), shift};
+    if (shift == 62) n->dyadic[0].m = INT32_MAX;
+    finish_model(m, y);
+    run_case(rng, &tc, 1);
+  }
+  values_seen = seen, values_inside = inside;
 }
 
 static void test_concat(test_rng *rng) {
@@ -744,6 +826,7 @@ static void test_pools(test_rng *rng) {
 }
 
 int main(void) {
+  best_isa = hawq_isa_best();
   test_rng rng = test_rng_seeded("test_qrt_layers");
   test_conv(&rng);
   test_add_requant(&rng);
@@ -752,6 +835,16 @@ int main(void) {
   test_pools(&rng);
   printf("test_qrt_layers: %d cases, %lld values, %lld inside (lo, hi)\n", cases_run,
          (long long)values_seen, (long long)values_inside);
+  for (int isa = HAWQ_ISA_SCALAR + 1; isa < HAWQ_ISA_COUNT; isa++) {
+    if (isa <= (int)best_isa) {
+      printf("test_qrt_layers: %lld cases also run at %s\n", (long long)level_checks[isa],
+             hawq_isa_name((hawq_isa)isa));
+      CHECK(level_checks[isa] > cases_run / 2, "only %lld cases have %s kernels",
+            (long long)level_checks[isa], hawq_isa_name((hawq_isa)isa));
+    } else {
+      printf("test_qrt_layers: skipped %s: this CPU lacks it\n", hawq_isa_name((hawq_isa)isa));
+    }
+  }
   /* the random dyadics aim at the output range: most values must not be clamped */
   CHECK(values_inside * 2 > values_seen, "only %lld of %lld values unclamped",
         (long long)values_inside, (long long)values_seen);
