@@ -5,6 +5,8 @@
  * runtime. A model that loads must
  *   - run in the reference integer runtime (src/qrt) on an all-zero and an all-255 image, batch 1,
  *     without a sanitizer report: validation is all that stands between a file and the runtime;
+ *   - give the same logits through an execution plan at the CPU's best kernel level (packed
+ *     weights, memory plan, vectorised ops), 2 threads, or trap;
  *   - save again and load again (with the digest checked) to a model with the same digest.
  * Models whose workspace exceeds 64 MiB or that take too many multiply-adds are loaded but not
  * run. Seed corpus: tests/quant/fixtures/ (tiny_v1.hqm). */
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "hawq/hawq.h"
+#include "qrt/plan.h"
 #include "qrt/qrt.h"
 #include "quant/qmodel.h"
 #include "quant/qmodel_io.h"
@@ -56,14 +59,25 @@ static void run(const hawq_qmodel *m) {
   void *ws = aligned_alloc(64, (ws_size + 63) / 64 * 64);
   uint8_t *pixels = malloc(pixels_size);
   int32_t *logits = malloc((size_t)out->c * sizeof *logits);
+  hawq_qrt_plan *plan = hawq_qrt_plan_create(m, hawq_isa_best(), 2, 1, 0);
+  size_t plan_ws_size = plan ? hawq_qrt_plan_workspace_size(plan) : 0;
+  void *plan_ws = plan ? aligned_alloc(64, (plan_ws_size + 64) / 64 * 64) : NULL;
+  int32_t *plan_logits = malloc((size_t)out->c * sizeof *plan_logits);
   if (ws && pixels && logits) {
     for (int pass = 0; pass < 2; pass++) {
       memset(pixels, pass ? 255 : 0, pixels_size);
       hawq_qrt_run(m, pixels, 1, ws, logits);
       volatile int64_t sink = hawq_qrt_argmax(logits, out->c);
       (void)sink;
+      if (plan_ws && plan_logits) {
+        hawq_qrt_plan_run(plan, pixels, 1, plan_ws, plan_logits);
+        if (memcmp(logits, plan_logits, (size_t)out->c * sizeof *logits)) __builtin_trap();
+      }
     }
   }
+  hawq_qrt_plan_destroy(plan);
+  free(plan_ws);
+  free(plan_logits);
   free(ws);
   free(pixels);
   free(logits);
