@@ -189,58 +189,97 @@ static double time_ms(const bench_run *r, const bench_opts *o, int node, double 
   return median(times, o->runs);
 }
 
-/* Per-layer table: every CONV node of m at each thread count, into layers (a JSON array of
- * {name, macs, ms: {threads: {bits: ms}}}, one object per CONV node in order, created on the
- * first bit width). */
-static int time_layers(const hawq_qmodel *m, const bench_opts *o, int bits, cJSON *layers,
-                       cJSON *totals, double *times) {
-  int rc = CLI_OK;
-  char key[16];
-  snprintf(key, sizeof key, "%d", bits);
+/* Index of the l-th CONV node of m, or -1. */
+static int conv_node(const hawq_qmodel *m, int l) {
+  for (int i = 0; i < m->n_nodes; i++) {
+    if (m->nodes[i].op == HAWQ_QOP_CONV && l-- == 0) return i;
+  }
+  return -1;
+}
+
+static cJSON *layer_json(const hawq_qmodel *m, int i) {
+  const hawq_qnode *n = &m->nodes[i];
+  const hawq_qtensor *x = &m->tensors[n->inputs[0]], *y = &m->tensors[n->output];
+  cJSON *l = cJSON_CreateObject();
+  cJSON_AddStringToObject(l, "name", n->name);
+  cJSON_AddNumberToObject(l, "macs", (double)hawq_qmodel_cost(m, i).macs);
+  cJSON_AddItemToObject(l, "kernel", cJSON_CreateIntArray(n->kernel, 2));
+  cJSON_AddItemToObject(l, "stride", cJSON_CreateIntArray(n->stride, 2));
+  cJSON_AddNumberToObject(l, "groups", n->groups);
+  cJSON *io = cJSON_AddObjectToObject(l, "shape");
+  cJSON_AddNumberToObject(io, "in_channels", (double)x->c);
+  cJSON_AddNumberToObject(io, "out_channels", (double)y->c);
+  cJSON_AddNumberToObject(io, "out_h", (double)y->h);
+  cJSON_AddNumberToObject(io, "out_w", (double)y->w);
+  cJSON_AddObjectToObject(l, "ms");
+  return l;
+}
+
+/* The per-layer table: every CONV layer alone, at each thread count, in the models mb (one per
+ * bit width of o->layer_bits, every layer at that width). The widths are timed interleaved, run
+ * by run, so that a change in the machine's speed hits them alike and their ratio holds. Fills
+ * layers (a JSON array of {name, macs, kernel, stride, groups, shape, ms: {threads: {bits: ms}}})
+ * and totals ({threads: {bits: sum of the layers' ms}}). */
+static int time_layers(hawq_qmodel *const *mb, const bench_opts *o, cJSON *layers, cJSON *totals) {
+  int nb = o->n_layer_bits, n_layers = 0, rc = CLI_OK;
+  while (conv_node(mb[0], n_layers) >= 0) n_layers++;
+  for (int bi = 1; bi < nb; bi++) {
+    for (int l = 0; l < n_layers; l++) {
+      int a = conv_node(mb[0], l), b = conv_node(mb[bi], l);
+      if (b < 0 || strcmp(mb[0]->nodes[a].name, mb[bi]->nodes[b].name)) {
+        fprintf(stderr, "hawq: bench: the %d-bit model's layers differ from the %d-bit model's\n",
+                o->layer_bits[bi], o->layer_bits[0]);
+        return CLI_INTERNAL;
+      }
+    }
+  }
+  for (int l = 0; l < n_layers; l++)
+    cJSON_AddItemToArray(layers, layer_json(mb[0], conv_node(mb[0], l)));
+  bench_run r[MAX_LIST];
+  double *times = malloc(sizeof(double) * (size_t)(nb * o->runs));
+  if (!times) {
+    fprintf(stderr, "hawq: out of memory\n");
+    return CLI_INTERNAL;
+  }
   for (int ti = 0; ti < o->n_threads && !rc; ti++) {
-    bench_run r;
-    if ((rc = bench_run_make(m, o, o->threads[ti], HAWQ_QRT_PLAN_KEEP_ALL, &r))) break;
-    hawq_qrt_plan_run(r.plan, r.pixels, o->batch, r.ws, NULL); /* fill every tensor */
+    int made = 0;
+    for (; made < nb; made++) {
+      if ((rc = bench_run_make(mb[made], o, o->threads[ti], HAWQ_QRT_PLAN_KEEP_ALL, &r[made])))
+        break;
+      hawq_qrt_plan_run(r[made].plan, r[made].pixels, o->batch, r[made].ws, NULL); /* fill all */
+    }
     char tkey[16];
     snprintf(tkey, sizeof tkey, "%d", o->threads[ti]);
-    double sum = 0;
-    for (int i = 0, layer = 0; i < m->n_nodes; i++) {
-      const hawq_qnode *n = &m->nodes[i];
-      if (n->op != HAWQ_QOP_CONV) continue;
-      cJSON *l = cJSON_GetArrayItem(layers, layer++);
-      if (!l) {
-        l = cJSON_CreateObject();
-        cJSON_AddStringToObject(l, "name", n->name);
-        cJSON_AddNumberToObject(l, "macs", (double)hawq_qmodel_cost(m, i).macs);
-        cJSON_AddItemToObject(l, "kernel", cJSON_CreateIntArray(n->kernel, 2));
-        cJSON_AddItemToObject(l, "stride", cJSON_CreateIntArray(n->stride, 2));
-        cJSON_AddNumberToObject(l, "groups", n->groups);
-        const hawq_qtensor *x = &m->tensors[n->inputs[0]], *y = &m->tensors[n->output];
-        cJSON *io = cJSON_AddObjectToObject(l, "shape");
-        cJSON_AddNumberToObject(io, "in_channels", (double)x->c);
-        cJSON_AddNumberToObject(io, "out_channels", (double)y->c);
-        cJSON_AddNumberToObject(io, "out_h", (double)y->h);
-        cJSON_AddNumberToObject(io, "out_w", (double)y->w);
-        cJSON_AddObjectToObject(l, "ms");
-        cJSON_AddItemToArray(layers, l);
-      } else if (strcmp(cJSON_GetObjectItem(l, "name")->valuestring, n->name)) {
-        fprintf(stderr, "hawq: bench: layer %s at %d bits is %s at the first width\n", n->name,
-                bits, cJSON_GetObjectItem(l, "name")->valuestring);
-        rc = CLI_INTERNAL;
-        break;
+    cJSON *tt = cJSON_AddObjectToObject(totals, tkey);
+    double sum[MAX_LIST] = {0};
+    for (int l = 0; l < n_layers && !rc; l++) {
+      for (int it = 0; it < o->warmup + o->runs; it++) {
+        for (int bi = 0; bi < nb; bi++) {
+          double t0 = cli_now();
+          hawq_qrt_plan_run_node(r[bi].plan, conv_node(mb[bi], l), r[bi].pixels, o->batch,
+                                 r[bi].ws);
+          double ms = (cli_now() - t0) * 1e3;
+          if (it >= o->warmup) times[bi * o->runs + it - o->warmup] = ms;
+        }
       }
-      cJSON *ms = cJSON_GetObjectItem(l, "ms");
-      cJSON *per_t = cJSON_GetObjectItem(ms, tkey);
-      if (!per_t) per_t = cJSON_AddObjectToObject(ms, tkey);
-      double t = time_ms(&r, o, i, times);
-      sum += t;
-      cJSON_AddNumberToObject(per_t, key, t);
+      cJSON *per_t =
+          cJSON_AddObjectToObject(cJSON_GetObjectItem(cJSON_GetArrayItem(layers, l), "ms"), tkey);
+      for (int bi = 0; bi < nb; bi++) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", o->layer_bits[bi]);
+        double t = median(times + bi * o->runs, o->runs);
+        sum[bi] += t;
+        cJSON_AddNumberToObject(per_t, key, t);
+      }
     }
-    cJSON *tt = cJSON_GetObjectItem(totals, tkey);
-    if (!tt) tt = cJSON_AddObjectToObject(totals, tkey);
-    cJSON_AddNumberToObject(tt, key, sum);
-    bench_run_free(&r);
+    for (int bi = 0; bi < nb; bi++) {
+      char key[16];
+      snprintf(key, sizeof key, "%d", o->layer_bits[bi]);
+      cJSON_AddNumberToObject(tt, key, sum[bi]);
+    }
+    while (made > 0) bench_run_free(&r[--made]);
   }
+  free(times);
   return rc;
 }
 
@@ -437,15 +476,15 @@ int cmd_bench(int argc, char **argv) {
     cJSON *table = cJSON_AddArrayToObject(root, "layers");
     cJSON *totals = cJSON_AddObjectToObject(root, "layer_sum_ms");
     cJSON *lb = cJSON_AddArrayToObject(root, "layer_bits");
+    hawq_qmodel *mb[MAX_LIST] = {0};
     for (int bi = 0; bi < o.n_layer_bits && !rc; bi++) {
       cJSON_AddItemToArray(lb, cJSON_CreateNumber(o.layer_bits[bi]));
-      hawq_qmodel *mb = NULL;
       /* Uniform bits, no layer pinned: every layer at every width. */
       hawq_bit_config cfg = {.weight_bits = o.layer_bits[bi], .act_bits = o.layer_bits[bi]};
-      if ((rc = quantize(path, &cfg, calib_images, (uint64_t)seed, &mb))) break;
-      rc = time_layers(mb, &o, o.layer_bits[bi], table, totals, times);
-      hawq_qmodel_destroy(mb);
+      rc = quantize(path, &cfg, calib_images, (uint64_t)seed, &mb[bi]);
     }
+    if (!rc) rc = time_layers(mb, &o, table, totals);
+    for (int bi = 0; bi < o.n_layer_bits; bi++) hawq_qmodel_destroy(mb[bi]);
     if (rc) goto done;
     if (!json) print_layers(table, &o);
   }

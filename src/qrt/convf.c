@@ -4,6 +4,10 @@
  * the baseline instruction set: only the tile kernels need AVX. */
 #include <string.h>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "qrt/convf_internal.h"
 
 static int64_t align64(int64_t x) {
@@ -182,7 +186,7 @@ static void make_tiles(const cf_plan *pl, cf_tile *t) {
 
 /* Epilogue constants of the block of `lanes` channels from k0 (global), valid of them real. */
 static void pack_epilogue(const cf_plan *pl, const hawq_qnode *n, uint8_t *ep, int64_t k0,
-                          int64_t valid) {
+                          int64_t valid, int64_t xmax) {
   int64_t lanes = pl->lanes, half = lanes >> 1;
   int32_t *em = (int32_t *)(void *)(ep + CF_EP_M * lanes * 4);
   int32_t *ed = (int32_t *)(void *)(ep + CF_EP_D * lanes * 4);
@@ -190,7 +194,8 @@ static void pack_epilogue(const cf_plan *pl, const hawq_qnode *n, uint8_t *ep, i
   int32_t *ehi = (int32_t *)(void *)(ep + CF_EP_HI32 * lanes * 4);
   int32_t *eflags = (int32_t *)(void *)(ep + CF_EP_FLAGS * lanes * 4);
   int64_t *arr = (int64_t *)(void *)(ep + CF_EP_RND_E * lanes * 4);
-  eflags[0] = 1;
+  eflags[0] = 1, eflags[1] = 1;
+  int64_t len = pl->r * pl->s * pl->cg;
   for (int64_t l = 0; l < lanes; l++) {
     int64_t *e = arr + (l >> 1) + (l & 1) * half; /* even or odd lane slots */
     if (l >= valid) {
@@ -205,7 +210,16 @@ static void pack_epilogue(const cf_plan *pl, const hawq_qnode *n, uint8_t *ep, i
     e[6 * half] = pl->yhi;
     ed[l] = d.m && d.c >= 32 ? d.c - 32 : 0;
     elo[l] = pl->ylo, ehi[l] = pl->yhi;
-    if (d.m && d.c < 32) eflags[0] = 0;
+    if (d.m && d.c < 32) {
+      eflags[0] = 0;
+      int64_t wsum = 0; /* the accumulator bound: < 2^31 (validated), so * m < 2^62 */
+      for (int64_t i = 0; i < len; i++) {
+        int32_t w = hawq_qweight_get(n, len, k0 + l, i);
+        wsum += w < 0 ? -w : w;
+      }
+      int64_t b = n->bias[k0 + l], bound = xmax * wsum + (b < 0 ? -b : b);
+      if ((bound * d.m + ((int64_t)1 << (d.c - 1))) >> d.c >= (int64_t)1 << 30) eflags[1] = 0;
+    }
   }
 }
 
@@ -239,11 +253,13 @@ void qrt_convf_pack(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, voi
   memset(base, 0, (size_t)pl.total);
   memcpy(base, &pl, sizeof pl);
   make_tiles(&pl, (cf_tile *)(void *)(base + pl.off_tile));
+  const hawq_qtensor *x = &m->tensors[n->inputs[0]];
+  int64_t xmax = -(int64_t)x->lo > x->hi ? -(int64_t)x->lo : x->hi;
   for (int64_t g = 0; g < pl.groups; g++) {
     for (int64_t blk = 0; blk < pl.nblk; blk++) {
       int64_t kl = blk * pl.lanes;
       pack_epilogue(&pl, n, base + pl.off_ep + (g * pl.nblk + blk) * pl.ep_bytes, g * pl.kg + kl,
-                    min64(pl.lanes, pl.kg - kl));
+                    min64(pl.lanes, pl.kg - kl), xmax);
     }
   }
 
@@ -311,6 +327,49 @@ static void fill_pad(const cf_plan *pl, uint8_t *dst, int64_t count) {
   memset(dst, pl->esz == 1 ? pl->zp : 0, (size_t)(count * pl->esz));
 }
 
+/* 2 * bytes nibbles of src, low nibble first, each XORed with flip (8 turns a signed nibble v
+ * into v + 8), as bytes at dst. 4-bit inputs go through this on every run, so it is written for
+ * SSE2 (every x86-64 CPU has it): 16 bytes become 32 values in six instructions. */
+static void unpack_nibbles(const uint8_t *src, uint8_t *dst, int64_t bytes, uint8_t flip) {
+  int64_t i = 0;
+#ifdef __SSE2__
+  const __m128i low = _mm_set1_epi8(15), f = _mm_set1_epi8((char)flip);
+  for (; i + 16 <= bytes; i += 16) {
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
+    __m128i lo = _mm_xor_si128(_mm_and_si128(b, low), f);
+    __m128i hi = _mm_xor_si128(_mm_and_si128(_mm_srli_epi16(b, 4), low), f);
+    _mm_storeu_si128((__m128i *)(void *)(dst + 2 * i), _mm_unpacklo_epi8(lo, hi));
+    _mm_storeu_si128((__m128i *)(void *)(dst + 2 * i + 16), _mm_unpackhi_epi8(lo, hi));
+  }
+#endif
+  for (; i < bytes; i++) {
+    dst[2 * i] = (uint8_t)((src[i] & 15) ^ flip);
+    dst[2 * i + 1] = (uint8_t)((src[i] >> 4) ^ flip);
+  }
+}
+
+/* A row of w pixels of an odd number c < 16 of 4-bit values ((c + 1) / 2 bytes each, the last
+ * high nibble unused): 64 pixels at a time unpacked whole into a buffer (c + 1 values each),
+ * then each pixel's c values copied out with one 16-byte move, which spills into the next
+ * pixels' places before they are written (the row's last pixels are copied exactly). */
+static void unpack_odd_row(const uint8_t *src, uint8_t *dst, int64_t w, int64_t c, uint8_t flip) {
+  uint8_t buf[64 * 16];
+  int64_t xrb = (c + 1) >> 1, end = w * c;
+  for (int64_t px0 = 0; px0 < w; px0 += 64) {
+    int64_t n = w - px0 < 64 ? w - px0 : 64;
+    unpack_nibbles(src + px0 * xrb, buf, n * xrb, flip);
+    for (int64_t i = 0; i < n; i++) {
+      uint8_t *d = dst + (px0 + i) * c;
+      const uint8_t *b = buf + i * (c + 1);
+      if (d - dst + 16 <= end) {
+        memcpy(d, b, 16);
+      } else {
+        for (int64_t j = 0; j < c; j++) d[j] = b[j];
+      }
+    }
+  }
+}
+
 /* One input row of W pixels (xr) as image elements at dst. */
 static void fill_pixels(const cf_plan *pl, const uint8_t *xr, uint8_t *dst) {
   int64_t n = pl->w * pl->c;
@@ -320,6 +379,11 @@ static void fill_pixels(const cf_plan *pl, const uint8_t *xr, uint8_t *dst) {
       memcpy(dst, xr, (size_t)n);
     } else if (t == HAWQ_QT_I8) {
       for (int64_t i = 0; i < n; i++) dst[i] = (uint8_t)(xr[i] ^ 0x80);
+    } else if (!(pl->c & 1)) {
+      /* Even channel counts leave no unused nibble: the row is W * C / 2 whole bytes. */
+      unpack_nibbles(xr, dst, (pl->w * pl->c) >> 1, t == HAWQ_QT_I4 ? 8 : 0);
+    } else if (pl->c < 16) {
+      unpack_odd_row(xr, dst, pl->w, pl->c, t == HAWQ_QT_I4 ? 8 : 0);
     } else {
       uint8_t flip = t == HAWQ_QT_I4 ? 8 : 0; /* x + 8 for signed nibbles */
       for (int64_t px = 0; px < pl->w; px++, xr += pl->xrb, dst += pl->c) {
@@ -346,10 +410,47 @@ static void fill_pixels(const cf_plan *pl, const uint8_t *xr, uint8_t *dst) {
   }
 }
 
+/* One input pixel (xr, c values) as image elements at dst. */
+static void fill_pixel(const cf_plan *pl, const uint8_t *xr, uint8_t *dst) {
+  hawq_qtype t = (hawq_qtype)pl->xt;
+  if (pl->esz == 1 && (t == HAWQ_QT_U4 || t == HAWQ_QT_I4) && !(pl->c & 1)) {
+    unpack_nibbles(xr, dst, pl->c >> 1, t == HAWQ_QT_I4 ? 8 : 0);
+  } else if (pl->esz == 1 && t == HAWQ_QT_U8) {
+    memcpy(dst, xr, (size_t)pl->c);
+  } else if (pl->esz == 1) {
+    /* the image holds x + 128 (I8) or x + 8 (I4): the low 8 or 4 bits with the sign bit flipped */
+    bool four = t == HAWQ_QT_U4 || t == HAWQ_QT_I4;
+    int mask = four ? 15 : 0xFF, flip = t == HAWQ_QT_I8 ? 0x80 : t == HAWQ_QT_I4 ? 8 : 0;
+    for (int64_t c = 0; c < pl->c; c++) dst[c] = (uint8_t)((hawq_qrow_get(t, xr, c) & mask) ^ flip);
+  } else {
+    int16_t *d16 = (int16_t *)(void *)dst;
+    for (int64_t c = 0; c < pl->c; c++) d16[c] = (int16_t)hawq_qrow_get(t, xr, c);
+  }
+}
+
+/* A strided 1x1 convolution reads only the image rows and columns that are multiples of its
+ * strides: only those are filled (the rest is never read). */
+static void fill_rows_strided(const cf_plan *pl, const uint8_t *xs, uint8_t *img, int64_t r0,
+                              int64_t r1) {
+  for (int64_t hr = qrt_quotient(r0 + pl->sh - 1, pl->sh) * pl->sh; hr < r1; hr += pl->sh) {
+    uint8_t *row = img + hr * pl->rsb;
+    int64_t ih = hr - pl->pt;
+    for (int64_t pc = 0; pc < pl->wp; pc += pl->sw) {
+      int64_t iw = pc - pl->pl;
+      if (ih < 0 || ih >= pl->h || iw < 0 || iw >= pl->w) {
+        fill_pad(pl, row + pc * pl->pcb, pl->c);
+      } else {
+        fill_pixel(pl, xs + (ih * pl->w + iw) * pl->xrb, row + pc * pl->pcb);
+      }
+    }
+  }
+}
+
 /* Image rows [r0, r1) of the sample xs; the last row's owner also clears the slack. */
 static void fill_rows(const cf_plan *pl, const uint8_t *xs, uint8_t *img, int64_t r0, int64_t r1) {
   int64_t pr = pl->wp - pl->w - pl->pl;
-  for (int64_t hr = r0; hr < r1; hr++) {
+  bool strided_1x1 = pl->r == 1 && pl->s == 1 && (pl->sh > 1 || pl->sw > 1) && pl->groups == 1;
+  for (int64_t hr = r0; hr < r1 && !strided_1x1; hr++) {
     uint8_t *row = img + hr * pl->rsb;
     int64_t ih = hr - pl->pt;
     if (ih < 0 || ih >= pl->h) {
@@ -360,6 +461,7 @@ static void fill_rows(const cf_plan *pl, const uint8_t *xs, uint8_t *img, int64_
     fill_pixels(pl, xs + ih * pl->w * pl->xrb, row + pl->pl * pl->pcb);
     fill_pad(pl, row + (pl->pl + pl->w) * pl->pcb, pr * pl->c);
   }
+  if (strided_1x1) fill_rows_strided(pl, xs, img, r0, r1);
   if (r1 == pl->hp && r0 < r1) {
     int64_t used = pl->hp * pl->rsb;
     memset(img + used, 0, (size_t)(pl->img_bytes - used));

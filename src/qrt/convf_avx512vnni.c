@@ -172,6 +172,15 @@ AINLINE __m512i mul_hi(__m512i x, __m512i me, __m512i mo, __m512i rnd_e, __m512i
 typedef struct fast_consts {
   __m512i me, mo, rnd_e, rnd_o, d, lo, hi; /* the block's */
   __m512i rm, rrnd, rd;                    /* the residual's */
+  /* The residual's in 32-bit lanes (res32: a residual of at most 16 bits and 17 <= c <= 46):
+   * with m = mhi 2^16 + mlo, rescale(r) = (r mhi + 2^(c-17) + ((r mlo) >> 16)) >> (c - 16),
+   * every term within int32 (|r mhi| <= 2^30, |r mlo| < 2^31). */
+  __m512i r_mhi, r_mlo, r_rnd, r_sh;
+  bool res32;
+  /* wide: the block is wide-fast (convf_internal.h): the int64 rescale with shift c, in the
+   * even and odd lanes apart, then merged as int32 */
+  __m512i sh_e, sh_o;
+  bool wide;
 } fast_consts;
 
 AINLINE void fast_block(const hawq_qtype YT, const bool RES, const bool SAT, const cf_plan *pl,
@@ -191,10 +200,28 @@ AINLINE void fast_block(const hawq_qtype YT, const bool RES, const bool SAT, con
       if (RES) rr = cx->res + pix * rrb;
     }
     __m512i a = _mm512_load_si512((const void *)acc);
-    __m512i v = _mm512_srav_epi32(mul_hi(a, k->me, k->mo, k->rnd_e, k->rnd_o), k->d);
+    __m512i v;
+    if (k->wide) {
+      __m512i e = _mm512_add_epi64(_mm512_mul_epi32(a, k->me), k->rnd_e);
+      __m512i o = _mm512_add_epi64(
+          _mm512_mul_epi32(_mm512_shuffle_epi32(a, (_MM_PERM_ENUM)0xF5), k->mo), k->rnd_o);
+      e = _mm512_srav_epi64(e, k->sh_e);
+      o = _mm512_srav_epi64(o, k->sh_o);
+      /* lane 2i + 1 takes o's low dword (the results fit int32) */
+      v = _mm512_mask_shuffle_epi32(e, (__mmask16)0xAAAA, o, (_MM_PERM_ENUM)0x80);
+    } else {
+      v = _mm512_srav_epi32(mul_hi(a, k->me, k->mo, k->rnd_e, k->rnd_o), k->d);
+    }
     if (RES) {
       __m512i r = load_residual(rt, rr, ch, valid);
-      v = _mm512_add_epi32(v, _mm512_srav_epi32(mul_hi(r, k->rm, k->rm, k->rrnd, k->rrnd), k->rd));
+      if (k->res32) {
+        __m512i u = _mm512_add_epi32(_mm512_mullo_epi32(r, k->r_mhi), k->r_rnd);
+        u = _mm512_add_epi32(u, _mm512_srai_epi32(_mm512_mullo_epi32(r, k->r_mlo), 16));
+        v = _mm512_add_epi32(v, _mm512_srav_epi32(u, k->r_sh));
+      } else {
+        v = _mm512_add_epi32(v,
+                             _mm512_srav_epi32(mul_hi(r, k->rm, k->rm, k->rrnd, k->rrnd), k->rd));
+      }
     }
     if (SAT && YT == HAWQ_QT_U8) {
       __m128i b = _mm512_cvtusepi32_epi8(_mm512_max_epi32(v, _mm512_setzero_si512()));
@@ -247,8 +274,10 @@ static void epilogue(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, 
   bool has_res = pl->rt >= 0;
   bool sat = (yt == HAWQ_QT_U8 && pl->ylo == 0 && pl->yhi == 255) ||
              (yt == HAWQ_QT_I8 && pl->ylo == -128 && pl->yhi == 127);
-  /* The residual's rescale, fast when c >= 32 (or m = 0) like the blocks' */
-  bool res_fast = !has_res || pl->rd.m == 0 || pl->rd.c >= 32;
+  /* The residual's rescale, fast when c >= 32 (or m = 0) like the blocks', or in 32-bit lanes
+   * (fast_consts) for the usual residual of at most 16 bits at a ratio near 1 (c about 30) */
+  bool res32 = has_res && rt != HAWQ_QT_I32 && pl->rd.m != 0 && pl->rd.c >= 17 && pl->rd.c <= 46;
+  bool res_fast = !has_res || pl->rd.m == 0 || pl->rd.c >= 32 || res32;
   __m512i rm = _mm512_set1_epi64(pl->rd.m);
   __m512i rrnd = _mm512_set1_epi64(has_res ? (int64_t)1 << (pl->rd.c - 1) : 0);
   __m512i rsh = _mm512_set1_epi64(pl->rd.c);
@@ -261,7 +290,7 @@ static void epilogue(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, 
     const int32_t *flags = (const int32_t *)(const void *)(ep + CF_EP_FLAGS * 64);
     __m512i me = SLOT(CF_EP_M), mo = _mm512_shuffle_epi32(me, (_MM_PERM_ENUM)0xF5);
     __m512i rnd_e = SLOT(CF_EP_RND_E), rnd_o = SLOT(CF_EP_RND_O);
-    if (flags[0] && res_fast) {
+    if ((flags[0] || flags[1]) && res_fast) {
       fast_consts k = {me,
                        mo,
                        rnd_e,
@@ -271,7 +300,15 @@ static void epilogue(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, 
                        SLOT(CF_EP_HI32),
                        rm,
                        rrnd,
-                       _mm512_set1_epi32(pl->rd.m && pl->rd.c >= 32 ? pl->rd.c - 32 : 0)};
+                       _mm512_set1_epi32(pl->rd.m && pl->rd.c >= 32 ? pl->rd.c - 32 : 0),
+                       _mm512_set1_epi32(pl->rd.m >> 16),
+                       _mm512_set1_epi32(pl->rd.m & 0xFFFF),
+                       _mm512_set1_epi32(res32 ? 1 << (pl->rd.c - 17) : 0),
+                       _mm512_set1_epi32(res32 ? pl->rd.c - 16 : 0),
+                       res32,
+                       SLOT(CF_EP_SH_E),
+                       SLOT(CF_EP_SH_O),
+                       !flags[0]};
       const int32_t *a = acc + n * 16;
       if (has_res) {
         FAST_CASES(true)

@@ -80,7 +80,11 @@ typedef struct cf_plan {
  * When every lane has c >= 32 (or m = 0), the block is "fast": (x * m + 2^(c-1)) >> c is the
  * high half of the int64 sum, shifted right by d = c - 32 as an int32, and the result fits
  * int32 (|x * m| < 2^62), so it is clamped as int32 to lo32 / hi32. Padded lanes (beyond the
- * group's channels) have m = 0, c = 1 and lo = hi = 0: they compute 0. */
+ * group's channels) have m = 0, c = 1 and lo = hi = 0: they compute 0. A block with some c < 32
+ * is "wide-fast" when the accumulator bound proves every result small, |rescale(acc)| < 2^30
+ * (acc bounded by max|x| * sum|w_k| + |bias_k|, as validation proved): then the int64 rescale
+ * (shift c) needs no int64 clamp, and the result is clamped as int32. Outputs of 16 bits (the
+ * residual stream) have c < 32 and take this path. */
 enum {
   CF_EP_M,
   CF_EP_RND_E,
@@ -94,7 +98,7 @@ enum {
   CF_EP_D,     /* int32[L]: c - 32 (0 where m = 0) */
   CF_EP_LO32,  /* int32[L] */
   CF_EP_HI32,  /* int32[L] */
-  CF_EP_FLAGS, /* int32: [0] the block is fast */
+  CF_EP_FLAGS, /* int32: [0] the block is fast; [1] it is "wide-fast" (below) */
   CF_EP_SLOTS
 };
 

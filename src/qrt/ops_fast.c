@@ -53,8 +53,19 @@ void qrt_input_table_run(const hawq_qmodel *m, const hawq_qnode *n, const int32_
     for (int64_t r = r0; r < r1; r++) {
       const uint8_t *x = a->in[0] + r * c;
       uint8_t *yr = a->out + r * yrb;
-      for (int64_t ch = 0; ch < c; ch++) hawq_qrow_set(y->type, yr, ch, table[ch * 256 + x[ch]]);
-      qrt_row_finish(y->type, yr, c);
+      if (y->type == HAWQ_QT_U8 || y->type == HAWQ_QT_I8) {
+        for (int64_t ch = 0; ch < c; ch++) yr[ch] = (uint8_t)table[ch * 256 + x[ch]];
+      } else if (y->type == HAWQ_QT_U4 || y->type == HAWQ_QT_I4) {
+        int64_t ch = 0; /* whole bytes, low nibble first; an odd row's last high nibble 0 */
+        for (; ch + 1 < c; ch += 2) {
+          yr[ch >> 1] = (uint8_t)((table[ch * 256 + x[ch]] & 15) |
+                                  ((table[(ch + 1) * 256 + x[ch + 1]] & 15) << 4));
+        }
+        if (ch < c) yr[ch >> 1] = (uint8_t)(table[ch * 256 + x[ch]] & 15);
+      } else {
+        for (int64_t ch = 0; ch < c; ch++) hawq_qrow_set(y->type, yr, ch, table[ch * 256 + x[ch]]);
+        qrt_row_finish(y->type, yr, c);
+      }
     }
   }
 }

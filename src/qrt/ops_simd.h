@@ -124,12 +124,36 @@ static void rescale_row32(hawq_qtype xt, const uint8_t *x, rescale32 r, const ha
   }
 }
 
+/* rescale_row32 into a packed 4-bit row from an even element first: the values go through an
+ * int32 span of a chunk, then pairs become bytes (low nibble first); an odd n's last value
+ * keeps its byte's high nibble (qrt_row_finish zeroes it at the row's end). */
+static void rescale_row32_packed(hawq_qtype xt, const uint8_t *x, rescale32 r,
+                                 const hawq_qtensor *y, uint8_t *yr, int64_t first, int64_t n) {
+  int16_t v[CHUNK];
+  hawq_qtensor span = *y;
+  span.type = HAWQ_QT_I16; /* the chunk's values, clamped to y's range */
+  for (int64_t i = 0; i < n; i += CHUNK) {
+    int64_t k = n - i < CHUNK ? n - i : CHUNK;
+    rescale_row32(xt, x + i * (xt == HAWQ_QT_I16 ? 2 : 1), r, &span, (uint8_t *)v, 0, k);
+    uint8_t *out = yr + ((first + i) >> 1);
+    for (int64_t j = 0; j + 1 < k; j += 2) {
+      out[j >> 1] = (uint8_t)((v[j] & 15) | ((v[j + 1] & 15) << 4));
+    }
+    if (k & 1) out[k >> 1] = (uint8_t)((out[k >> 1] & 0xF0) | (v[k - 1] & 15));
+  }
+}
+
 /* Elements [0, n) of row x (type xt), rescaled by d, into elements [first, first + n) of row y. */
 static void rescale_row(hawq_qtype xt, const uint8_t *x, hawq_dyadic d, const hawq_qtensor *y,
                         uint8_t *yr, int64_t first, int64_t n) {
   rescale32 r;
   if (narrow(xt) && narrow(y->type) && rescale32_make(d, &r)) {
     rescale_row32(xt, x, r, y, yr, first, n);
+    return;
+  }
+  if (narrow(xt) && (y->type == HAWQ_QT_U4 || y->type == HAWQ_QT_I4) && !(first & 1) &&
+      rescale32_make(d, &r)) {
+    rescale_row32_packed(xt, x, r, y, yr, first, n);
     return;
   }
   int32_t v[CHUNK];

@@ -439,13 +439,27 @@ static void test_bound(test_rng *rng) {
 static void test_layers(test_rng *rng) {
   static const int shapes[][7] = {
       /* h, c, k, kernel, stride, pad, groups */
-      {8, 64, 64, 3, 1, 1, 1},  {7, 64, 48, 3, 1, 1, 1},  {14, 32, 40, 3, 2, 1, 1},
-      {7, 96, 32, 1, 1, 0, 1},  {9, 64, 96, 1, 1, 0, 1},  {15, 3, 64, 7, 2, 3, 1},
-      {7, 128, 20, 1, 2, 0, 1}, {6, 48, 48, 3, 1, 1, 2},  {10, 16, 16, 3, 1, 1, 16},
-      {29, 16, 33, 3, 1, 1, 1}, {30, 16, 64, 3, 1, 1, 1}, {25, 8, 60, 3, 1, 1, 1},
-      {4, 512, 256, 3, 1, 1, 1}};
+      {8, 64, 64, 3, 1, 1, 1},
+      {7, 64, 48, 3, 1, 1, 1},
+      {14, 32, 40, 3, 2, 1, 1},
+      {7, 96, 32, 1, 1, 0, 1},
+      {9, 64, 96, 1, 1, 0, 1},
+      {15, 3, 64, 7, 2, 3, 1},
+      {7, 128, 20, 1, 2, 0, 1},
+      {6, 48, 48, 3, 1, 1, 2},
+      {10, 16, 16, 3, 1, 1, 16},
+      {29, 16, 33, 3, 1, 1, 1},
+      {30, 16, 64, 3, 1, 1, 1},
+      {25, 8, 60, 3, 1, 1, 1},
+      {4, 512, 256, 3, 1, 1, 1},
+      /* rows of more than 64 pixels of an odd channel count (4-bit rows unpacked 64 pixels at a
+       * time), strided 1x1s (only the rows and columns they read are filled), with padding */
+      {70, 3, 16, 7, 2, 3, 1},
+      {67, 5, 8, 3, 1, 1, 1},
+      {12, 16, 24, 1, 2, 1, 1},
+      {13, 7, 9, 1, 3, 0, 1}};
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-    for (int variant = 0; variant < 3; variant++) {
+    for (int variant = 0; variant < 4; variant++) {
       const int *v = shapes[i];
       conv_spec s;
       memset(&s, 0, sizeof s);
@@ -454,14 +468,14 @@ static void test_layers(test_rng *rng) {
       s.dh = s.dw = 1;
       for (int k = 0; k < 4; k++) s.pad[k] = v[5];
       s.groups = v[6];
-      s.xt = variant == 1 ? HAWQ_QT_U4 : HAWQ_QT_U8;
+      s.xt = variant == 1 ? HAWQ_QT_U4 : variant == 3 ? HAWQ_QT_I4 : HAWQ_QT_U8;
       s.yt = variant == 1 ? HAWQ_QT_U4 : variant == 2 ? HAWQ_QT_I8 : HAWQ_QT_U8;
       type_range(s.xt, &s.xlo, &s.xhi);
       type_range(s.yt, &s.ylo, &s.yhi);
-      s.bits = variant == 1 ? 4 : 8;
+      s.bits = variant & 1 ? 4 : 8;
       s.residual = variant == 2;
       s.rt = HAWQ_QT_I16, s.rlo = -32767, s.rhi = 32767;
-      run_case(rng, &s, "layer", variant + 1);
+      run_case(rng, &s, "layer", 1 + variant % 3);
     }
   }
 }
