@@ -1,20 +1,16 @@
 /* Which ops have vectorised kernels, and the call into the level's compiled copy. */
 #include "qrt/ops_fast.h"
 
-static bool packed(hawq_qtype t) {
-  return t == HAWQ_QT_U4 || t == HAWQ_QT_I4;
-}
-
 bool qrt_ops_fast_supported(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa) {
+  (void)m; /* every type is handled */
   if (isa != HAWQ_ISA_AVX2 && isa != HAWQ_ISA_AVX512VNNI) return false;
   switch (n->op) {
     case HAWQ_QOP_REQUANT:
     case HAWQ_QOP_CONCAT:
     case HAWQ_QOP_ADD:
     case HAWQ_QOP_AVGPOOL:
+    case HAWQ_QOP_MAXPOOL:
       return true;
-    case HAWQ_QOP_MAXPOOL: /* whole rows compared: unpacked values only */
-      return !packed(m->tensors[n->inputs[0]].type);
     default:
       return false;
   }

@@ -93,10 +93,10 @@ static bool narrow(hawq_qtype t) {
 }
 
 /* One loop per (input, output) type pair, so that each vectorises on its own. */
-#define RESCALE32_LOOP(XT, YT)                                               \
-  for (int64_t i = 0; i < n; i++) {                                          \
-    int32_t v = rescale32_apply(((const XT *)x)[i], r);                      \
-    ((YT *)yr)[first + i] = (YT)(v < y->lo ? y->lo : v > y->hi ? y->hi : v); \
+#define RESCALE32_LOOP(XT, YT)                                   \
+  for (int64_t i = 0; i < n; i++) {                              \
+    int32_t v = rescale32_apply(((const XT *)x)[i], r);          \
+    ((YT *)yr)[first + i] = (YT)(v < lo ? lo : v > hi ? hi : v); \
   }
 #define RESCALE32_TO(XT)                 \
   switch (y->type) {                     \
@@ -111,6 +111,7 @@ static bool narrow(hawq_qtype t) {
 /* rescale_row for narrow types with a 32-bit dyadic. */
 static void rescale_row32(hawq_qtype xt, const uint8_t *x, rescale32 r, const hawq_qtensor *y,
                           uint8_t *yr, int64_t first, int64_t n) {
+  const int32_t lo = y->lo, hi = y->hi; /* locals: the stores may alias y for the compiler */
   switch (xt) {
     case HAWQ_QT_U8:
       RESCALE32_TO(uint8_t)
@@ -129,6 +130,29 @@ static void rescale_row32(hawq_qtype xt, const uint8_t *x, rescale32 r, const ha
  * keeps its byte's high nibble (qrt_row_finish zeroes it at the row's end). */
 static void rescale_row32_packed(hawq_qtype xt, const uint8_t *x, rescale32 r,
                                  const hawq_qtensor *y, uint8_t *yr, int64_t first, int64_t n) {
+  if (xt == HAWQ_QT_I16) {
+    /* The residual stream requantized for a 4-bit conv: two 16-bit values per 32-bit load,
+     * one output byte per pair, in one loop the compiler vectorizes. */
+    uint8_t *out = yr + (first >> 1);
+    int32_t lo = y->lo, hi = y->hi;
+    for (int64_t j = 0; j < n >> 1; j++) {
+      uint32_t w;
+      memcpy(&w, x + 4 * j, sizeof w);
+      int32_t a = rescale32_apply((int16_t)(w & 0xFFFF), r);
+      int32_t b = rescale32_apply((int32_t)w >> 16, r);
+      a = a < lo ? lo : a > hi ? hi : a;
+      b = b < lo ? lo : b > hi ? hi : b;
+      out[j] = (uint8_t)((a & 15) | ((b & 15) << 4));
+    }
+    if (n & 1) {
+      int16_t t;
+      memcpy(&t, x + 2 * (n - 1), sizeof t);
+      int32_t a = rescale32_apply(t, r);
+      a = a < lo ? lo : a > hi ? hi : a;
+      out[n >> 1] = (uint8_t)((out[n >> 1] & 0xF0) | (a & 15));
+    }
+    return;
+  }
   int16_t v[CHUNK];
   hawq_qtensor span = *y;
   span.type = HAWQ_QT_I16; /* the chunk's values, clamped to y's range */
@@ -231,9 +255,23 @@ static void add(const hawq_qmodel *m, const hawq_qnode *n, const qrt_args *args)
   }
 }
 
-/* dst = max(dst, src) over n values of an unpacked type. */
+/* dst = max(dst, src) over a row of n values (4-bit rows: (n + 1) / 2 bytes). Nibbles are
+ * compared in place: the low and high nibbles of each byte apart, as unsigned values after
+ * XOR 8 for signed ones (which maps -8..7 to 0..15 in order); an odd row's unused high nibble
+ * is 0 in both rows and stays 0. */
 static void max_row(hawq_qtype t, uint8_t *dst, const uint8_t *src, int64_t n) {
   switch (t) {
+    case HAWQ_QT_U4:
+    case HAWQ_QT_I4: {
+      uint8_t flip = t == HAWQ_QT_I4 ? 0x88 : 0;
+      for (int64_t i = 0; i < (n + 1) >> 1; i++) {
+        uint8_t a = (uint8_t)(dst[i] ^ flip), b = (uint8_t)(src[i] ^ flip);
+        uint8_t lo = (uint8_t)((a & 15) > (b & 15) ? a & 15 : b & 15);
+        uint8_t hi = (uint8_t)((a & 0xF0) > (b & 0xF0) ? a & 0xF0 : b & 0xF0);
+        dst[i] = (uint8_t)((lo | hi) ^ flip);
+      }
+      break;
+    }
     case HAWQ_QT_U8:
       for (int64_t i = 0; i < n; i++) dst[i] = src[i] > dst[i] ? src[i] : dst[i];
       break;
