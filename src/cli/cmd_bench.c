@@ -36,7 +36,7 @@ static const char help[] =
     "  --isa L           kernel level scalar|avx2|avx512vnni (default: the best this CPU has)\n"
     "  --batch B         images per run (default 1)\n"
     "  --runs R          timed runs per figure (default 30); --warmup W untimed first (5)\n"
-    "  --profile         also time every integer op alone and total them by op type\n"
+    "  --profile         also time every integer op as it runs, totalled by op type\n"
     "  --layers          also time each conv/FC layer alone at each of --layer-bits\n"
     "  --layer-bits L    bit widths of the layer table (default 4,8), weights = activations\n"
     "  -o FILE.json      write everything measured as JSON (the latency table)\n"
@@ -315,28 +315,56 @@ static void print_layers(const cJSON *layers, const bench_opts *o) {
   }
 }
 
-/* Every op alone (a KEEP_ALL plan after one full run), at each thread count, totalled by op
- * type: where the time goes besides the convolutions. */
-static int profile_ops(const hawq_qmodel *m, const bench_opts *o, cJSON *root, bool json,
-                       double *times) {
+/* Where a run's time goes: full runs with every op timed as it runs in sequence (a run's own
+ * cache state, unlike --layers), medians per op over the runs, totalled by op type, and the
+ * slowest ops listed. */
+static int profile_ops(const hawq_qmodel *m, const bench_opts *o, cJSON *root, bool json) {
   cJSON *prof = cJSON_AddArrayToObject(root, "profile");
+  int nn = m->n_nodes;
+  double *t = malloc(sizeof(double) * (size_t)(nn * o->runs)),
+         *med = malloc(sizeof(double) * (size_t)nn);
+  if (!t || !med) {
+    free(t);
+    free(med);
+    fprintf(stderr, "hawq: out of memory\n");
+    return CLI_INTERNAL;
+  }
   for (int ti = 0; ti < o->n_threads; ti++) {
     bench_run r;
-    int rc = bench_run_make(m, o, o->threads[ti], HAWQ_QRT_PLAN_KEEP_ALL, &r);
-    if (rc) return rc;
-    hawq_qrt_plan_run(r.plan, r.pixels, o->batch, r.ws, NULL);
+    int rc = bench_run_make(m, o, o->threads[ti], 0, &r);
+    if (rc) {
+      free(t);
+      free(med);
+      return rc;
+    }
+    for (int it = 0; it < o->warmup + o->runs; it++) {
+      for (int i = 0; i < nn; i++) {
+        double t0 = cli_now();
+        hawq_qrt_plan_run_node(r.plan, i, r.pixels, o->batch, r.ws);
+        if (it >= o->warmup) t[i * o->runs + it - o->warmup] = (cli_now() - t0) * 1e3;
+      }
+    }
     double by_op[HAWQ_QOP_COUNT] = {0}, total = 0;
     int count[HAWQ_QOP_COUNT] = {0};
-    for (int i = 0; i < m->n_nodes; i++) {
-      double t = time_ms(&r, o, i, times);
-      by_op[m->nodes[i].op] += t;
+    for (int i = 0; i < nn; i++) {
+      med[i] = median(t + i * o->runs, o->runs);
+      by_op[m->nodes[i].op] += med[i];
       count[m->nodes[i].op]++;
-      total += t;
+      total += med[i];
     }
     cJSON *e = cJSON_CreateObject();
     cJSON_AddNumberToObject(e, "threads", o->threads[ti]);
     cJSON_AddNumberToObject(e, "sum_ms", total);
-    if (!json) printf("\nops alone, %d thread(s): sum %.3f ms\n", o->threads[ti], total);
+    cJSON *ops = cJSON_AddArrayToObject(e, "ops");
+    for (int i = 0; i < nn; i++) {
+      cJSON *op = cJSON_CreateObject();
+      cJSON_AddStringToObject(op, "name", m->nodes[i].name);
+      cJSON_AddStringToObject(op, "op", hawq_qop_name(m->nodes[i].op));
+      cJSON_AddNumberToObject(op, "ms", med[i]);
+      cJSON_AddItemToArray(ops, op);
+    }
+    if (!json)
+      printf("\nops in sequence, %d thread(s): medians sum to %.3f ms\n", o->threads[ti], total);
     for (int op = 0; op < HAWQ_QOP_COUNT; op++) {
       if (!count[op]) continue;
       cJSON_AddNumberToObject(e, hawq_qop_name((hawq_qop)op), by_op[op]);
@@ -345,9 +373,23 @@ static int profile_ops(const hawq_qmodel *m, const bench_opts *o, cJSON *root, b
                by_op[op], total > 0 ? 100 * by_op[op] / total : 0.0);
       }
     }
+    if (!json) { /* the slowest ops, in order */
+      printf("  slowest:\n");
+      for (int k = 0; k < 8 && k < nn; k++) {
+        int best = -1;
+        for (int i = 0; i < nn; i++) {
+          if (med[i] >= 0 && (best < 0 || med[i] > med[best])) best = i;
+        }
+        printf("    %9.3f ms  %-10s %s\n", med[best], hawq_qop_name(m->nodes[best].op),
+               m->nodes[best].name);
+        med[best] = -1;
+      }
+    }
     cJSON_AddItemToArray(prof, e);
     bench_run_free(&r);
   }
+  free(t);
+  free(med);
   return CLI_OK;
 }
 
@@ -471,7 +513,7 @@ int cmd_bench(int argc, char **argv) {
     }
     bench_run_free(&r);
   }
-  if (profile && (rc = profile_ops(m, &o, root, json, times))) goto done;
+  if (profile && (rc = profile_ops(m, &o, root, json))) goto done;
   if (layers) {
     cJSON *table = cJSON_AddArrayToObject(root, "layers");
     cJSON *totals = cJSON_AddObjectToObject(root, "layer_sum_ms");
