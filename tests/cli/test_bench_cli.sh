@@ -40,6 +40,11 @@ assert t["peak_rss_bytes"] > 0
 PY
 fi
 
+# --profile: every op timed in sequence; the per-type lines add up to the stated sum.
+expect 0 "ops in sequence, 1 thread\(s\): medians sum to [0-9.]+ ms" -- "$HAWQ" bench "$tmp/b8.hqm" --runs 3 --warmup 0 --threads 1 --profile
+awk '/medians sum to/ {sum = $(NF - 1)} /^  Q[A-Za-z]+ +[0-9]+ ops/ {s += $4} END {d = s - sum; if (d < 0) d = -d; exit !(sum > 0 && d < 0.01 + 0.001 * sum)}' "$tmp/out" ||
+  fail "bench --profile: the op types do not add up: $(cat "$tmp/out")"
+
 # A .hqm, every level the CPU has, JSON on stdout.
 expect 0 '"end_to_end"' -- "$HAWQ" bench "$tmp/b8.hqm" --runs 2 --warmup 0 --threads 1 --json
 best=$("$HAWQ" bench "$tmp/b8.hqm" --runs 1 --warmup 0 --threads 1 --json | sed -n 's/.*"isa":[[:space:]]*"\([a-z0-9]*\)".*/\1/p')
