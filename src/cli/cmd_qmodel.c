@@ -154,8 +154,10 @@ int q_eval(const char *path, const char *data, const char *split, long long limi
       goto done;
     }
   }
-  cli_eval_result r = {path, ds->source,   "integer runtime", total, top1,
-                       top5, (int)classes, seconds,           batch, threads};
+  char engine[64];
+  snprintf(engine, sizeof engine, "integer runtime, %s", hawq_isa_name(isa));
+  cli_eval_result r = {path, ds->source,   engine,  total, top1,
+                       top5, (int)classes, seconds, batch, threads};
   cli_print_eval(&r, json);
 done:
   free(logits);
