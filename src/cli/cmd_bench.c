@@ -175,15 +175,11 @@ static int bench_run_make(const hawq_qmodel *m, const bench_opts *o, int threads
   return CLI_OK;
 }
 
-/* Median milliseconds of whole runs (node < 0) or of node `node` alone. */
-static double time_ms(const bench_run *r, const bench_opts *o, int node, double *times) {
+/* Median milliseconds of whole runs; times (o->runs entries) keeps them, sorted. */
+static double time_ms(const bench_run *r, const bench_opts *o, double *times) {
   for (int i = 0; i < o->warmup + o->runs; i++) {
     double t0 = cli_now();
-    if (node < 0) {
-      hawq_qrt_plan_run(r->plan, r->pixels, o->batch, r->ws, NULL);
-    } else {
-      hawq_qrt_plan_run_node(r->plan, node, r->pixels, o->batch, r->ws);
-    }
+    hawq_qrt_plan_run(r->plan, r->pixels, o->batch, r->ws, NULL);
     if (i >= o->warmup) times[i - o->warmup] = (cli_now() - t0) * 1e3;
   }
   return median(times, o->runs);
@@ -482,7 +478,7 @@ int cmd_bench(int argc, char **argv) {
   for (int ti = 0; ti < o.n_threads; ti++) {
     bench_run r;
     if ((rc = bench_run_make(m, &o, o.threads[ti], 0, &r))) goto done;
-    double ms = time_ms(&r, &o, -1, times);
+    double ms = time_ms(&r, &o, times);
     double lo = times[0], hi = times[o.runs - 1];
     double gops = 2.0 * (double)cost.macs * o.batch / (ms * 1e6);
     hawq_qrt_plan_stats s = hawq_qrt_plan_get_stats(r.plan);

@@ -9,6 +9,14 @@
 #include "qrt/ops_fast.h"
 #include "qrt/qrt_internal.h"
 
+/* What runs a node. */
+typedef enum node_kernel {
+  RUN_REFERENCE,   /* the scalar reference kernel of its op */
+  RUN_INPUT_TABLE, /* INPUT by its table (packed[i]) */
+  RUN_CONVF,       /* the level's conv kernel on packed[i] */
+  RUN_OPS_FAST     /* the level's vectorised op */
+} node_kernel;
+
 struct hawq_qrt_plan {
   const hawq_qmodel *m;
   hawq_isa isa;
@@ -16,7 +24,8 @@ struct hawq_qrt_plan {
   size_t *offset;     /* per tensor: its slot in the arena (SIZE_MAX: the pixels, read in place) */
   size_t arena_bytes; /* the scratch area follows the arena */
   size_t scratch_bytes, all_slots_bytes, packed_bytes;
-  void **packed; /* per node: a CONV's packed form or an INPUT's table; NULL on the reference */
+  node_kernel *kernel; /* per node */
+  void **packed;       /* per node: a CONV's packed form or an INPUT's table, else NULL */
   uint8_t *packed_mem; /* one 64-byte aligned block holding every node's packed form */
 };
 
@@ -26,6 +35,20 @@ static size_t align64(size_t x) {
 
 static size_t slot_bytes(const hawq_qmodel *m, int t, int batch) {
   return align64((size_t)batch * (size_t)qrt_sample_bytes(&m->tensors[t]));
+}
+
+/* Whether every slot and their sum fit a size_t for this batch (validation bounds a sample's
+ * bytes; a caller's max_batch is not bounded). */
+static bool slots_fit(const hawq_qmodel *m, int batch) {
+  size_t total = 0, bytes;
+  for (int t = 0; t < m->n_tensors; t++) {
+    if (__builtin_mul_overflow((size_t)batch, (size_t)qrt_sample_bytes(&m->tensors[t]), &bytes) ||
+        bytes > SIZE_MAX / 4 || __builtin_add_overflow(total, align64(bytes), &total) ||
+        total > SIZE_MAX / 4) {
+      return false;
+    }
+  }
+  return true;
 }
 
 /* Lifetimes in node order: tensor t is written by node first[t] (-1: the pixels) and read last
@@ -99,7 +122,8 @@ hawq_qrt_plan *hawq_qrt_plan_create(const hawq_qmodel *m, hawq_isa isa, int thre
   p->max_batch = max_batch < 1 ? 1 : max_batch;
   p->offset = malloc(sizeof(size_t) * (size_t)(m->n_tensors > 0 ? m->n_tensors : 1));
   p->packed = calloc((size_t)(m->n_nodes > 0 ? m->n_nodes : 1), sizeof(void *));
-  if (!p->offset || !p->packed) goto fail;
+  p->kernel = calloc((size_t)(m->n_nodes > 0 ? m->n_nodes : 1), sizeof(node_kernel));
+  if (!p->offset || !p->packed || !p->kernel || !slots_fit(m, p->max_batch)) goto fail;
   p->arena_bytes = place_slots(m, p->max_batch, (flags & HAWQ_QRT_PLAN_KEEP_ALL) != 0, p->offset);
   if (p->arena_bytes == SIZE_MAX) goto fail;
   for (int t = 0; t < m->n_tensors; t++) {
@@ -112,13 +136,18 @@ hawq_qrt_plan *hawq_qrt_plan_create(const hawq_qmodel *m, hawq_isa isa, int thre
   for (int i = 0; i < m->n_nodes; i++) {
     const hawq_qnode *n = &m->nodes[i];
     packed_at[i] = SIZE_MAX;
+    p->kernel[i] = RUN_REFERENCE;
     if (n->op == HAWQ_QOP_INPUT && isa != HAWQ_ISA_SCALAR) {
+      p->kernel[i] = RUN_INPUT_TABLE;
       packed_at[i] = p->packed_bytes;
       p->packed_bytes += align64(qrt_input_table_size(m, n));
+    } else if (qrt_ops_fast_supported(m, n, isa)) {
+      p->kernel[i] = RUN_OPS_FAST;
     }
     if (n->op != HAWQ_QOP_CONV) continue;
     size_t scratch;
     if (isa != HAWQ_ISA_SCALAR && qrt_convf_supported(m, n, isa)) {
+      p->kernel[i] = RUN_CONVF;
       packed_at[i] = p->packed_bytes;
       p->packed_bytes += align64(qrt_convf_packed_size(m, n, isa));
       scratch = qrt_convf_scratch_size(m, n, isa, p->max_batch, p->threads);
@@ -135,7 +164,7 @@ hawq_qrt_plan *hawq_qrt_plan_create(const hawq_qmodel *m, hawq_isa isa, int thre
   for (int i = 0; i < m->n_nodes; i++) {
     if (packed_at[i] == SIZE_MAX) continue;
     p->packed[i] = p->packed_mem + packed_at[i];
-    if (m->nodes[i].op == HAWQ_QOP_INPUT) {
+    if (p->kernel[i] == RUN_INPUT_TABLE) {
       qrt_input_table_build(m, &m->nodes[i], p->packed[i]);
     } else {
       qrt_convf_pack(m, &m->nodes[i], isa, p->packed[i]);
@@ -151,6 +180,7 @@ fail:
 void hawq_qrt_plan_destroy(hawq_qrt_plan *p) {
   if (!p) return;
   free(p->offset);
+  free(p->kernel);
   free(p->packed);
   free(p->packed_mem);
   free(p);
@@ -168,11 +198,7 @@ hawq_qrt_plan_stats hawq_qrt_plan_get_stats(const hawq_qrt_plan *p) {
     const hawq_qnode *n = &p->m->nodes[i];
     if (n->op != HAWQ_QOP_CONV) continue;
     s.conv_nodes++;
-    s.fast_nodes += p->packed[i] != NULL;
-    const hawq_qtensor *x = &p->m->tensors[n->inputs[0]], *y = &p->m->tensors[n->output];
-    int64_t len = n->kernel[0] * n->kernel[1] * qrt_exact_quotient(x->c, n->groups);
-    hawq_qtype wt = n->weight_bits <= 4 ? HAWQ_QT_I4 : HAWQ_QT_I8;
-    s.model_weight_bytes += (size_t)(y->c * (qrt_row_bytes(wt, len) + 4)); /* + int32 bias */
+    s.fast_nodes += p->kernel[i] == RUN_CONVF;
   }
   return s;
 }
@@ -186,7 +212,7 @@ void *hawq_qrt_plan_tensor(const hawq_qrt_plan *p, void *ws, int t) {
 }
 
 int hawq_qrt_plan_node_fast(const hawq_qrt_plan *p, int i) {
-  return p->packed[i] != NULL || qrt_ops_fast_supported(p->m, &p->m->nodes[i], p->isa);
+  return p->kernel[i] != RUN_REFERENCE;
 }
 
 void hawq_qrt_plan_run_node(const hawq_qrt_plan *p, int i, const uint8_t *pixels, int batch,
@@ -201,15 +227,20 @@ void hawq_qrt_plan_run_node(const hawq_qrt_plan *p, int i, const uint8_t *pixels
     int t = n->inputs[j];
     a.in[j] = t < 0 ? NULL : t == m->input ? pixels : hawq_qrt_plan_tensor(p, ws, t);
   }
-  if (p->packed[i] && n->op == HAWQ_QOP_INPUT) {
-    qrt_input_table_run(m, n, p->packed[i], &a);
-  } else if (p->packed[i]) {
-    qrt_convf_run(m, n, p->isa, p->packed[i], a.in[0], n->n_inputs == 2 ? a.in[1] : NULL, a.out,
-                  a.scratch, batch, p->threads);
-  } else if (qrt_ops_fast_supported(m, n, p->isa)) {
-    qrt_ops_fast_run(m, n, p->isa, &a);
-  } else {
-    qrt_run_node_reference(m, n, &a);
+  switch (p->kernel[i]) {
+    case RUN_INPUT_TABLE:
+      qrt_input_table_run(m, n, p->packed[i], &a);
+      break;
+    case RUN_CONVF:
+      qrt_convf_run(m, n, p->isa, p->packed[i], a.in[0], n->n_inputs == 2 ? a.in[1] : NULL, a.out,
+                    a.scratch, batch, p->threads);
+      break;
+    case RUN_OPS_FAST:
+      qrt_ops_fast_run(m, n, p->isa, &a);
+      break;
+    case RUN_REFERENCE:
+      qrt_run_node_reference(m, n, &a);
+      break;
   }
 }
 

@@ -24,7 +24,8 @@ typedef struct hawq_qrt_plan hawq_qrt_plan;
 enum { HAWQ_QRT_PLAN_KEEP_ALL = 1 };
 
 /* A plan for m (borrowed: it must outlive the plan) for batches of 1..max_batch samples with up
- * to `threads` threads. NULL when out of memory. */
+ * to `threads` threads. NULL when out of memory, or when max_batch samples would not fit a
+ * size_t. */
 hawq_qrt_plan *hawq_qrt_plan_create(const hawq_qmodel *m, hawq_isa isa, int threads, int max_batch,
                                     int flags);
 void hawq_qrt_plan_destroy(hawq_qrt_plan *p); /* NULL is fine */
@@ -36,8 +37,7 @@ typedef struct hawq_qrt_plan_stats {
   size_t arena_bytes;         /* activations, for max_batch samples */
   size_t all_slots_bytes;     /* what one slot per tensor would take */
   size_t scratch_bytes;       /* the largest op's scratch */
-  size_t packed_bytes;        /* packed weights, biases and dyadics held by the plan */
-  size_t model_weight_bytes;  /* the model's own weights and biases */
+  size_t packed_bytes;        /* packed weights, biases, dyadics and tables held by the plan */
 } hawq_qrt_plan_stats;
 hawq_qrt_plan_stats hawq_qrt_plan_get_stats(const hawq_qrt_plan *p);
 
