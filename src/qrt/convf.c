@@ -186,7 +186,7 @@ static void make_tiles(const cf_plan *pl, cf_tile *t) {
 
 /* Epilogue constants of the block of `lanes` channels from k0 (global), valid of them real. */
 static void pack_epilogue(const cf_plan *pl, const hawq_qnode *n, uint8_t *ep, int64_t k0,
-                          int64_t valid, int64_t xmax) {
+                          int64_t valid, int64_t xmax, int64_t len) {
   int64_t lanes = pl->lanes, half = lanes >> 1;
   int32_t *em = (int32_t *)(void *)(ep + CF_EP_M * lanes * 4);
   int32_t *ed = (int32_t *)(void *)(ep + CF_EP_D * lanes * 4);
@@ -195,7 +195,6 @@ static void pack_epilogue(const cf_plan *pl, const hawq_qnode *n, uint8_t *ep, i
   int32_t *eflags = (int32_t *)(void *)(ep + CF_EP_FLAGS * lanes * 4);
   int64_t *arr = (int64_t *)(void *)(ep + CF_EP_RND_E * lanes * 4);
   eflags[0] = 1, eflags[1] = 1;
-  int64_t len = pl->r * pl->s * pl->cg;
   for (int64_t l = 0; l < lanes; l++) {
     int64_t *e = arr + (l >> 1) + (l & 1) * half; /* even or odd lane slots */
     if (l >= valid) {
@@ -255,11 +254,13 @@ void qrt_convf_pack(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, voi
   make_tiles(&pl, (cf_tile *)(void *)(base + pl.off_tile));
   const hawq_qtensor *x = &m->tensors[n->inputs[0]];
   int64_t xmax = -(int64_t)x->lo > x->hi ? -(int64_t)x->lo : x->hi;
+  /* the node's weight rows (R*S*C/g; pl's group sizes are merged for depthwise) */
+  int64_t row_len = n->kernel[0] * n->kernel[1] * qrt_exact_quotient(x->c, n->groups);
   for (int64_t g = 0; g < pl.groups; g++) {
     for (int64_t blk = 0; blk < pl.nblk; blk++) {
       int64_t kl = blk * pl.lanes;
       pack_epilogue(&pl, n, base + pl.off_ep + (g * pl.nblk + blk) * pl.ep_bytes, g * pl.kg + kl,
-                    min64(pl.lanes, pl.kg - kl), xmax);
+                    min64(pl.lanes, pl.kg - kl), xmax, row_len);
     }
   }
 
