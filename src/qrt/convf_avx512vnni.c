@@ -17,6 +17,7 @@ typedef struct vt_args {
   const int64_t *seg;
   int64_t nseg, nunit;
   const uint8_t *w;
+  const uint8_t *pf; /* weights to prefetch into L2 alongside w (same layout), or NULL */
   const int32_t *bias;
   int32_t *out; /* [pixel][block][16] */
 } vt_args;
@@ -35,7 +36,7 @@ AINLINE void vnni_tile(const int MA, const int MB, const int N, const vt_args *a
 #pragma GCC unroll 14
     for (int i = 0; i < MA + MB; i++) acc[i][n] = b;
   }
-  const uint8_t *w = a->w;
+  const uint8_t *w = a->w, *pf = a->pf;
   const int64_t ps = a->ps;
   for (int64_t sg = 0; sg < a->nseg; sg++) {
     const uint8_t *pa = a->a0 + a->seg[sg], *pb = a->a1 + a->seg[sg];
@@ -43,6 +44,11 @@ AINLINE void vnni_tile(const int MA, const int MB, const int N, const vt_args *a
       __m512i wv[4];
 #pragma GCC unroll 4
       for (int n = 0; n < N; n++) wv[n] = _mm512_load_si512((const void *)(w + 64 * n));
+      if (pf) {
+#pragma GCC unroll 4
+        for (int n = 0; n < N; n++) _mm_prefetch((const char *)(pf + 64 * n), _MM_HINT_T1);
+        pf += 64 * N;
+      }
 #pragma GCC unroll 14
       for (int i = 0; i < MA; i++) {
         __m512i xv = bcast32(pa + i * ps);
@@ -357,6 +363,12 @@ void cf_tile_avx512vnni(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t 
   a.seg = (const int64_t *)(pk + pl->off_seg);
   a.nseg = pl->nseg, a.nunit = pl->nunit;
   a.w = pk + pl->off_w + g * pl->wgrp_bytes + j * pl->wkg_bytes;
+  /* In k-group-major order (weights too large to stay in L2 across tiles) the first tile of a
+   * k-group streams its weights from L3 and the others find them in L2: those others fetch the
+   * next k-group meanwhile. (A prefetch never faults: the last k-group's shorter block count
+   * is harmless.) */
+  bool first_tile = t->p == 0 && t->q0 == 0;
+  a.pf = pl->kmajor && j + 1 < pl->nkgrp && !first_tile ? a.w + pl->wkg_bytes : NULL;
   int64_t blk0 = j * pl->nmax;
   a.bias = (const int32_t *)(pk + pl->off_bias) + (g * pl->nblk + blk0) * 16;
   int nb = (int)(pl->nblk - blk0 < pl->nmax ? pl->nblk - blk0 : pl->nmax);
