@@ -125,9 +125,10 @@ static void rescale_row32(hawq_qtype xt, const uint8_t *x, rescale32 r, const ha
   }
 }
 
-/* rescale_row32 into a packed 4-bit row from an even element first: the values go through an
- * int32 span of a chunk, then pairs become bytes (low nibble first); an odd n's last value
- * keeps its byte's high nibble (qrt_row_finish zeroes it at the row's end). */
+/* rescale_row32 into a packed 4-bit row from an even element first: 16-bit inputs pair by pair;
+ * 8-bit ones through an int16 span of a chunk, whose pairs then become bytes (low nibble
+ * first). An odd n's last value keeps its byte's high nibble (qrt_row_finish zeroes it at the
+ * row's end; a concat's next input fills it). */
 static void rescale_row32_packed(hawq_qtype xt, const uint8_t *x, rescale32 r,
                                  const hawq_qtensor *y, uint8_t *yr, int64_t first, int64_t n) {
   if (xt == HAWQ_QT_I16) {

@@ -41,8 +41,9 @@ static int64_t tensor_bytes(const hawq_qmodel *m, int t, int batch) {
 }
 
 /* No two tensors alive at once overlap (lifetimes restated: producer to last reader, the output
- * to the end), and each lies inside the arena. */
-static void check_memory_plan(const hawq_qmodel *m, const hawq_qrt_plan *p, const char *what) {
+ * to the end), and each lies inside the arena. ws: the plan's workspace. */
+static void check_memory_plan(const hawq_qmodel *m, const hawq_qrt_plan *p, uint8_t *ws,
+                              const char *what) {
   hawq_qrt_plan_stats s = hawq_qrt_plan_get_stats(p);
   CHECK(s.arena_bytes <= s.all_slots_bytes, "%s: arena %zu > unplanned %zu", what, s.arena_bytes,
         s.all_slots_bytes);
@@ -55,10 +56,9 @@ static void check_memory_plan(const hawq_qmodel *m, const hawq_qrt_plan *p, cons
     }
   }
   last[m->output] = m->n_nodes;
-  uint8_t *base = NULL; /* offsets only: the pointer arithmetic starts at a null workspace */
   for (int a = 0; a < m->n_tensors; a++) {
     if (a == m->input) continue;
-    size_t ao = (size_t)((uint8_t *)hawq_qrt_plan_tensor(p, base + 4096, a) - (base + 4096));
+    size_t ao = (size_t)((uint8_t *)hawq_qrt_plan_tensor(p, ws, a) - ws);
     size_t ae = ao + (size_t)tensor_bytes(m, a, s.max_batch);
     CHECK(ae <= s.arena_bytes, "%s: tensor %s ends at %zu, past the arena (%zu)", what,
           m->tensors[a].name, ae, s.arena_bytes);
@@ -66,7 +66,7 @@ static void check_memory_plan(const hawq_qmodel *m, const hawq_qrt_plan *p, cons
       if (b == m->input) continue;
       bool together = m->tensors[a].producer <= last[b] && m->tensors[b].producer <= last[a];
       if (!together) continue;
-      size_t bo = (size_t)((uint8_t *)hawq_qrt_plan_tensor(p, base + 4096, b) - (base + 4096));
+      size_t bo = (size_t)((uint8_t *)hawq_qrt_plan_tensor(p, ws, b) - ws);
       size_t be = bo + (size_t)tensor_bytes(m, b, s.max_batch);
       CHECK(ae <= bo || be <= ao, "%s: tensors %s and %s are alive together and overlap", what,
             m->tensors[a].name, m->tensors[b].name);
@@ -94,8 +94,8 @@ static void check_model(const hawq_qmodel *m, const uint8_t *pixels, const char 
         /* The memory-planned plan: logits. */
         hawq_qrt_plan *p = hawq_qrt_plan_create(m, (hawq_isa)isa, threads, batch, 0);
         REQUIRE(p, "%s: plan", tag);
-        check_memory_plan(m, p, tag);
         void *ws = alloc64(hawq_qrt_plan_workspace_size(p));
+        check_memory_plan(m, p, ws, tag);
         hawq_qrt_plan_run(p, pixels, batch, ws, logits);
         /* The reference ran BATCH images; its first `batch` samples are this run's. */
         const int32_t *want = hawq_qrt_tensor(m, ref, BATCH, m->output);
