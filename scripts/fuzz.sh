@@ -8,6 +8,8 @@ corpus=build/fuzz/corpus
 rm -rf "$corpus"
 mkdir -p "$corpus/onnx" "$corpus/idx" "$corpus/npy" "$corpus/hqm"
 cp tests/quant/fixtures/*.hqm "$corpus/hqm/"
+# Inputs that once failed a target, kept so that every run replays them.
+cp fuzz/regressions/hqm/* "$corpus/hqm/"
 cp tests/onnx/fixtures/*.onnx tests/cli/bad/*.onnx "$corpus/onnx/"
 [ -f tests/models/torch/fmnist_resnet14.onnx ] && cp tests/models/torch/fmnist_resnet14.onnx "$corpus/onnx/"
 cp tests/onnx/fixtures/*.npy "$corpus/npy/"

@@ -199,7 +199,7 @@ AINLINE void fast_block(const hawq_qtype YT, const bool RES, const bool SAT, con
   const uint8_t *rr = RES ? cx->res + pix * rrb : NULL;
   const __mmask16 m16 = (__mmask16)((1u << valid) - 1);
   const int npix = t->ma + t->mb, ma = t->ma;
-  for (int i = 0; i < npix; i++, acc += stride, yr += yrb, rr += rrb) {
+  for (int i = 0; i < npix; i++, acc += stride, yr += yrb, rr = RES ? rr + rrb : rr) {
     if (i == ma) { /* the tile's second row */
       pix = (int64_t)(t->p + 1) * pl->q + t->q0;
       yr = cx->y + pix * yrb;
