@@ -10,24 +10,14 @@
 
 #include "qrt/convf.h"
 #include "qrt/qrt.h"
+#include "qtest_util.h"
 #include "quant/qmodel.h"
 #include "test_util.h"
 
 /* ---- Values and their storage ---- */
 
-static int is4(hawq_qtype t) {
-  return t == HAWQ_QT_U4 || t == HAWQ_QT_I4;
-}
-
 static int64_t row_bytes(hawq_qtype t, int64_t n) {
   return is4(t) ? (n + 1) / 2 : n * (t == HAWQ_QT_I16 ? 2 : t == HAWQ_QT_I32 ? 4 : 1);
-}
-
-static void type_range(hawq_qtype t, int64_t *lo, int64_t *hi) {
-  static const int64_t r[HAWQ_QT_COUNT][2] = {{0, 15},     {-8, 7},         {0, 255},
-                                              {-128, 127}, {-32768, 32767}, {INT32_MIN, INT32_MAX}};
-  *lo = r[t][0];
-  *hi = r[t][1];
 }
 
 static void store(hawq_qtype t, uint8_t *row, int64_t i, int64_t v) {
@@ -44,12 +34,6 @@ static void store(hawq_qtype t, uint8_t *row, int64_t i, int64_t v) {
     int32_t s = (int32_t)v;
     memcpy(row + 4 * i, &s, 4);
   }
-}
-
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  REQUIRE(p, "out of memory");
-  return p;
 }
 
 static void *xaligned(size_t size, int fill) {
@@ -84,10 +68,6 @@ static int ilog2(int64_t v) {
   return l;
 }
 
-static int64_t max_abs(int64_t lo, int64_t hi) {
-  return -lo > hi ? -lo : hi;
-}
-
 /* A dyadic mapping magnitudes about `from` to about `to`; now and then the zero dyadic. */
 static hawq_dyadic scale_dyadic(test_rng *rng, int64_t from, int64_t to) {
   int shift = ilog2(from < 1 ? 1 : from) - ilog2(to < 1 ? 1 : to);
@@ -96,19 +76,6 @@ static hawq_dyadic scale_dyadic(test_rng *rng, int64_t from, int64_t to) {
   d.c = (int32_t)(c < 1 ? 1 : c > 62 ? 62 : c);
   if (test_rng_int(rng, 0, 39) == 0) d.m = 0, d.c = 1;
   return d;
-}
-
-/* A random type among mask's, with a full or narrowed (ReLU, symmetric) range. */
-static hawq_qtype rand_type(test_rng *rng, unsigned mask, int64_t *lo, int64_t *hi) {
-  hawq_qtype t;
-  do t = (hawq_qtype)test_rng_int(rng, 0, HAWQ_QT_COUNT - 1);
-  while (!(mask & (1u << t)));
-  type_range(t, lo, hi);
-  int64_t mode = test_rng_int(rng, 0, 3);
-  if (mode == 1 && *lo < 0) *lo = 0;
-  if (mode == 2 && *lo < 0) *lo = -*hi;
-  if (t == HAWQ_QT_I32 && mode == 3) *lo = -(*hi = (int64_t)1 << 20);
-  return t;
 }
 
 #define T_IN ((1u << HAWQ_QT_U4) | (1u << HAWQ_QT_I4) | (1u << HAWQ_QT_U8) | (1u << HAWQ_QT_I8))
@@ -124,18 +91,6 @@ typedef struct conv_spec {
   int extreme; /* 0 random; +1 / -1: all x at one end, all weights +-max, bias at the bound */
   int xmode;   /* fill mode of x when extreme: 1 all hi, 2 all lo */
 } conv_spec;
-
-static int64_t out_size(int64_t in, int k, int s, int d, int p0, int p1) {
-  return (in + p0 + p1 - ((int64_t)(k - 1) * d + 1)) / s + 1;
-}
-
-static void set_geometry(hawq_qnode *n, int kh, int kw, int sh, int sw, int dh, int dw,
-                         const int *pad) {
-  n->kernel[0] = kh, n->kernel[1] = kw;
-  n->stride[0] = sh, n->stride[1] = sw;
-  n->dilation[0] = dh, n->dilation[1] = dw;
-  for (int k = 0; k < 4; k++) n->pad[k] = pad[k];
-}
 
 /* A CONV with zero weights and bias from `from` to `to` (an operand's producer, the logits'
  * consumer): it makes the model valid; only the node under test is run. */

@@ -12,14 +12,11 @@
 #include "qrt/convf.h"
 #include "qrt/ops_fast.h"
 #include "qrt/qrt.h"
+#include "qtest_util.h"
 #include "quant/qmodel.h"
 #include "test_util.h"
 
 /* ---- The format, restated: packing, unpacking, rescale ---- */
-
-static int is4(hawq_qtype t) {
-  return t == HAWQ_QT_U4 || t == HAWQ_QT_I4;
-}
 
 static int64_t elem_bytes(hawq_qtype t) {
   return t == HAWQ_QT_I16 ? 2 : t == HAWQ_QT_I32 ? 4 : 1;
@@ -27,13 +24,6 @@ static int64_t elem_bytes(hawq_qtype t) {
 
 static int64_t row_bytes(hawq_qtype t, int64_t n) {
   return is4(t) ? (n + 1) / 2 : n * elem_bytes(t);
-}
-
-static void type_range(hawq_qtype t, int64_t *lo, int64_t *hi) {
-  static const int64_t r[HAWQ_QT_COUNT][2] = {{0, 15},     {-8, 7},         {0, 255},
-                                              {-128, 127}, {-32768, 32767}, {INT32_MIN, INT32_MAX}};
-  *lo = r[t][0];
-  *hi = r[t][1];
 }
 
 static int64_t load(hawq_qtype t, const uint8_t *row, int64_t i) {
@@ -257,10 +247,6 @@ static int ilog2(int64_t v) { /* floor(log2(v)) for v >= 1 */
   return l;
 }
 
-static int64_t max_abs(int64_t lo, int64_t hi) {
-  return -lo > hi ? -lo : hi;
-}
-
 /* A dyadic near ratio 2^-shift (m random), sometimes the zero dyadic. */
 static hawq_dyadic rand_dyadic(test_rng *rng, int shift) {
   hawq_dyadic d = {(int32_t)test_rng_int(rng, 1 << 30, INT32_MAX), 0};
@@ -273,20 +259,6 @@ static hawq_dyadic rand_dyadic(test_rng *rng, int shift) {
 /* A dyadic mapping values of magnitude about `from` to about `to`. */
 static hawq_dyadic scale_dyadic(test_rng *rng, int64_t from, int64_t to) {
   return rand_dyadic(rng, ilog2(from < 1 ? 1 : from) - ilog2(to < 1 ? 1 : to));
-}
-
-/* A random type among the given mask's, and a range: full, or narrowed as lowering does
- * (ReLU's lo = 0, symmetric signed ranges). */
-static hawq_qtype rand_type(test_rng *rng, unsigned mask, int64_t *lo, int64_t *hi) {
-  hawq_qtype t;
-  do t = (hawq_qtype)test_rng_int(rng, 0, HAWQ_QT_COUNT - 1);
-  while (!(mask & (1u << t)));
-  type_range(t, lo, hi);
-  int64_t mode = test_rng_int(rng, 0, 3);
-  if (mode == 1 && *lo < 0) *lo = 0;
-  if (mode == 2 && *lo < 0) *lo = -*hi;
-  if (t == HAWQ_QT_I32 && mode == 3) *lo = -(*hi = (int64_t)1 << 20);
-  return t;
 }
 
 #define T_ACT ((1u << HAWQ_QT_U4) | (1u << HAWQ_QT_I4) | (1u << HAWQ_QT_U8) | (1u << HAWQ_QT_I8))
@@ -312,20 +284,6 @@ typedef struct tcase {
   int value_mode[HAWQ_QMAX_INPUTS]; /* rand_values mode per input */
   const char *label;
 } tcase;
-
-static void *xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size);
-  REQUIRE(p, "out of memory");
-  return p;
-}
-
-static void set_geometry(hawq_qnode *n, int kh, int kw, int sh, int sw, int dh, int dw,
-                         const int *pad) {
-  n->kernel[0] = kh, n->kernel[1] = kw;
-  n->stride[0] = sh, n->stride[1] = sw;
-  n->dilation[0] = dh, n->dilation[1] = dw;
-  for (int k = 0; k < 4; k++) n->pad[k] = pad[k];
-}
 
 static void set_dyadics(hawq_qnode *n, int count) {
   n->n_dyadic = count;
@@ -504,10 +462,6 @@ typedef struct conv_spec {
   int residual;
   int extreme; /* 0 random; +1 / -1: all x = hi, all weights = +-max, bias at the bound */
 } conv_spec;
-
-static int64_t out_size(int64_t in, int k, int s, int d, int p0, int p1) {
-  return (in + p0 + p1 - ((int64_t)(k - 1) * d + 1)) / s + 1;
-}
 
 static void conv_case(test_rng *rng, const conv_spec *s, const char *label, int batch) {
   hawq_qmodel *m = new_model(1, 1, 1);
