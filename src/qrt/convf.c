@@ -1,12 +1,9 @@
 /* The fast convolution kernels' level-independent part (convf.h, convf_internal.h): which nodes
  * they handle, the geometry and packing of a node, filling the padded image, and the threaded
  * driver that hands tiles to the level's kernel (convf_avx512vnni.c, convf_avx2.c). Compiled for
- * the baseline instruction set: only the tile kernels need AVX. */
+ * the baseline instruction set: only the tile kernels and the 4-bit unpacking (which fills only
+ * the VNNI level's image) need AVX. */
 #include <string.h>
-
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 #include "qrt/convf_internal.h"
 
@@ -88,7 +85,11 @@ static bool geometry(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cf
     pl->nseg = pl->nunit * 4;
   }
   bool nopad = n->pad[0] == 0 && n->pad[1] == 0 && n->pad[2] == 0 && n->pad[3] == 0;
-  pl->inplace = vnni && !dwc && x->type == HAWQ_QT_U8 && nopad && (seglen & 3) == 0;
+  bool four = x->type == HAWQ_QT_U4 || x->type == HAWQ_QT_I4;
+  pl->unpack_tiles = vnni && !dwc && four && pl->r == 1 && pl->s == 1 && pl->groups == 1;
+  pl->inplace =
+      vnni && !dwc && (x->type == HAWQ_QT_U8 || pl->unpack_tiles) && nopad && (seglen & 3) == 0;
+  pl->unpack_tiles &= pl->inplace;
   if (pl->inplace) {
     pl->hp = pl->h, pl->wp = pl->w;
     pl->img_bytes = 0;
@@ -127,6 +128,12 @@ static bool geometry(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cf
   }
   pl->ep_bytes = (int64_t)pl->lanes * 4 * CF_EP_SLOTS;
   pl->kmajor = pl->wgrp_bytes > ((int64_t)1 << 20);
+  if (pl->unpack_tiles && pl->kmajor) {
+    /* k-group-major order would unpack every tile once per k-group: unpack the image once */
+    pl->unpack_tiles = pl->inplace = 0;
+    pl->img_bytes = align64(pl->hp * pl->rsb + 64);
+  }
+  if (pl->unpack_tiles) pl->ubuf_bytes = align64(pl->mmax * pl->pcb);
 
   /* The packed form's parts. */
   int64_t at = align64((int64_t)sizeof(cf_plan));
@@ -156,9 +163,10 @@ size_t qrt_convf_packed_size(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa
 
 size_t qrt_convf_scratch_size(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, int batch,
                               int threads) {
-  (void)batch, (void)threads; /* one image, filled by all threads, one sample at a time */
+  (void)batch; /* one image, filled by all threads, one sample at a time */
   cf_plan pl;
   if (!geometry(m, n, isa, &pl)) return 0;
+  if (pl.unpack_tiles) return (size_t)(threads < 1 ? 1 : threads) * (size_t)pl.ubuf_bytes;
   return (size_t)(pl.img_bytes > 64 ? pl.img_bytes : 64);
 }
 
@@ -328,37 +336,18 @@ static void fill_pad(const cf_plan *pl, uint8_t *dst, int64_t count) {
   memset(dst, pl->esz == 1 ? pl->zp : 0, (size_t)(count * pl->esz));
 }
 
-/* 2 * bytes nibbles of src, low nibble first, each XORed with flip (8 turns a signed nibble v
- * into v + 8), as bytes at dst. 4-bit inputs go through this on every run, so it is written for
- * SSE2 (every x86-64 CPU has it): 16 bytes become 32 values in six instructions. */
-static void unpack_nibbles(const uint8_t *src, uint8_t *dst, int64_t bytes, uint8_t flip) {
-  int64_t i = 0;
-#ifdef __SSE2__
-  const __m128i low = _mm_set1_epi8(15), f = _mm_set1_epi8((char)flip);
-  for (; i + 16 <= bytes; i += 16) {
-    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
-    __m128i lo = _mm_xor_si128(_mm_and_si128(b, low), f);
-    __m128i hi = _mm_xor_si128(_mm_and_si128(_mm_srli_epi16(b, 4), low), f);
-    _mm_storeu_si128((__m128i *)(void *)(dst + 2 * i), _mm_unpacklo_epi8(lo, hi));
-    _mm_storeu_si128((__m128i *)(void *)(dst + 2 * i + 16), _mm_unpackhi_epi8(lo, hi));
-  }
-#endif
-  for (; i < bytes; i++) {
-    dst[2 * i] = (uint8_t)((src[i] & 15) ^ flip);
-    dst[2 * i + 1] = (uint8_t)((src[i] >> 4) ^ flip);
-  }
-}
-
 /* A row of w pixels of an odd number c < 16 of 4-bit values ((c + 1) / 2 bytes each, the last
- * high nibble unused): 64 pixels at a time unpacked whole into a buffer (c + 1 values each),
+ * high nibble unused); c = 1 and 3 (grey and RGB input layers) in registers, others 64 pixels
+ * at a time unpacked whole into a buffer (c + 1 values each),
  * then each pixel's c values copied out with one 16-byte move, which spills into the next
  * pixels' places before they are written (the row's last pixels are copied exactly). */
 static void unpack_odd_row(const uint8_t *src, uint8_t *dst, int64_t w, int64_t c, uint8_t flip) {
+  if (cf_unpack_odd_avx512(src, dst, w, c, flip)) return;
   uint8_t buf[64 * 16];
   int64_t xrb = (c + 1) >> 1, end = w * c;
   for (int64_t px0 = 0; px0 < w; px0 += 64) {
     int64_t n = w - px0 < 64 ? w - px0 : 64;
-    unpack_nibbles(src + px0 * xrb, buf, n * xrb, flip);
+    cf_unpack_nibbles_avx512(src + px0 * xrb, buf, n * xrb, flip);
     for (int64_t i = 0; i < n; i++) {
       uint8_t *d = dst + (px0 + i) * c;
       const uint8_t *b = buf + i * (c + 1);
@@ -382,7 +371,7 @@ static void fill_pixels(const cf_plan *pl, const uint8_t *xr, uint8_t *dst) {
       for (int64_t i = 0; i < n; i++) dst[i] = (uint8_t)(xr[i] ^ 0x80);
     } else if (!(pl->c & 1)) {
       /* Even channel counts leave no unused nibble: the row is W * C / 2 whole bytes. */
-      unpack_nibbles(xr, dst, (pl->w * pl->c) >> 1, t == HAWQ_QT_I4 ? 8 : 0);
+      cf_unpack_nibbles_avx512(xr, dst, (pl->w * pl->c) >> 1, t == HAWQ_QT_I4 ? 8 : 0);
     } else if (pl->c < 16) {
       unpack_odd_row(xr, dst, pl->w, pl->c, t == HAWQ_QT_I4 ? 8 : 0);
     } else {
@@ -415,7 +404,7 @@ static void fill_pixels(const cf_plan *pl, const uint8_t *xr, uint8_t *dst) {
 static void fill_pixel(const cf_plan *pl, const uint8_t *xr, uint8_t *dst) {
   hawq_qtype t = (hawq_qtype)pl->xt;
   if (pl->esz == 1 && (t == HAWQ_QT_U4 || t == HAWQ_QT_I4) && !(pl->c & 1)) {
-    unpack_nibbles(xr, dst, pl->c >> 1, t == HAWQ_QT_I4 ? 8 : 0);
+    cf_unpack_nibbles_avx512(xr, dst, pl->c >> 1, t == HAWQ_QT_I4 ? 8 : 0);
   } else if (pl->esz == 1 && t == HAWQ_QT_U8) {
     memcpy(dst, xr, (size_t)pl->c);
   } else if (pl->esz == 1) {
@@ -475,19 +464,44 @@ static void fill_rows(const cf_plan *pl, const uint8_t *xs, uint8_t *img, int64_
  * across its k-groups, and its output pixels' rows are completed together; or, when a group's
  * weights would not stay in L2 across tiles, (sample, group, k-group, tile). Samples count
  * from the one cx holds (step_samples: cx holds sample 0 of all). */
+static void unpack_tile(const cf_plan *pl, const uint8_t *xs, const cf_tile *t, uint8_t *buf) {
+  uint8_t flip = pl->xt == HAWQ_QT_I4 ? 8 : 0;
+  for (int row = 0; row < 2; row++) {
+    int64_t n = row ? t->mb : t->ma;
+    const uint8_t *src = xs + ((t->p + row) * pl->sh * pl->w + t->q0 * pl->sw) * pl->xrb;
+    uint8_t *dst = buf + (row ? t->ma : 0) * pl->pcb;
+    if (pl->sw == 1) {
+      if (n) cf_unpack_nibbles_avx512(src, dst, n * pl->xrb, flip);
+    } else {
+      for (int64_t i = 0; i < n; i++) {
+        cf_unpack_nibbles_avx512(src + i * pl->sw * pl->xrb, dst + i * pl->pcb, pl->xrb, flip);
+      }
+    }
+  }
+}
+
 static void run_items(const cf_plan *pl, cf_tile_fn fn, const cf_ctx *cx, int64_t i0, int64_t i1,
-                      bool step_samples) {
+                      bool step_samples, uint8_t *tile_buf) {
   const cf_tile *tiles = (const cf_tile *)((const uint8_t *)pl + pl->off_tile);
   int64_t n0 = pl->kmajor ? pl->ntiles : pl->nkgrp, n1 = pl->kmajor ? pl->nkgrp : pl->ntiles;
   int64_t q1 = qrt_quotient(i0, n0), i_0 = i0 - q1 * n0; /* fastest index */
   int64_t q2 = qrt_quotient(q1, n1), i_1 = q1 - q2 * n1;
   int64_t b = qrt_quotient(q2, pl->groups), g = q2 - b * pl->groups;
   cf_ctx c = *cx;
+  const cf_tile *unpacked = NULL; /* the tile tile_buf holds, of sample unpacked_b */
+  int64_t unpacked_b = -1;
   for (int64_t i = i0; i < i1; i++) {
     if (step_samples) {
       c.img = cx->img + b * pl->xsample;
       c.res = cx->res ? cx->res + b * pl->rsample : NULL;
       c.y = cx->y + b * pl->ysample;
+    }
+    if (pl->unpack_tiles) { /* tile-major order (kmajor is 0): a tile's k-groups follow it */
+      if (&tiles[i_1] != unpacked || b != unpacked_b) {
+        unpack_tile(pl, c.img, &tiles[i_1], tile_buf);
+        unpacked = &tiles[i_1], unpacked_b = b;
+      }
+      c.tile_px = tile_buf;
     }
     if (pl->kmajor) {
       fn(pl, &c, g, i_1, &tiles[i_0]);
@@ -519,18 +533,22 @@ void qrt_convf_run(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cons
   {
     int64_t i0, i1;
     if (pl->inplace) {
-      cf_ctx cx = {x, res, y};
+      cf_ctx cx = {x, res, y, NULL};
+      int thread = 0;
+#ifdef _OPENMP
+      thread = omp_get_thread_num();
+#endif
       qrt_thread_range(batch * per_sample, &i0, &i1);
-      run_items(pl, fn, &cx, i0, i1, true);
+      run_items(pl, fn, &cx, i0, i1, true, img + thread * pl->ubuf_bytes);
     } else {
       for (int64_t b = 0; b < batch; b++) {
         int64_t r0, r1;
         qrt_thread_range(pl->hp, &r0, &r1);
         fill_rows(pl, x + b * pl->xsample, img, r0, r1);
 #pragma omp barrier
-        cf_ctx cx = {img, res ? res + b * pl->rsample : NULL, y + b * pl->ysample};
+        cf_ctx cx = {img, res ? res + b * pl->rsample : NULL, y + b * pl->ysample, NULL};
         qrt_thread_range(per_sample, &i0, &i1);
-        run_items(pl, fn, &cx, i0, i1, false);
+        run_items(pl, fn, &cx, i0, i1, false, NULL);
         if (b + 1 < batch) {
 #pragma omp barrier /* before the next sample's image overwrites this one */
         }

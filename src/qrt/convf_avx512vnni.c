@@ -360,6 +360,11 @@ void cf_tile_avx512vnni(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t 
       cx->img + (int64_t)t->p * pl->sh * pl->rsb + (int64_t)t->q0 * pl->sw * pl->pcb + g * pl->cg;
   a.a1 = t->mb ? a.a0 + pl->sh * pl->rsb : a.a0;
   a.ps = pl->sw * pl->pcb;
+  if (cx->tile_px) { /* groups is 1 */
+    a.a0 = cx->tile_px;
+    a.a1 = a.a0 + t->ma * pl->pcb;
+    a.ps = pl->pcb;
+  }
   a.seg = (const int64_t *)(pk + pl->off_seg);
   a.nseg = pl->nseg, a.nunit = pl->nunit;
   a.w = pk + pl->off_w + g * pl->wgrp_bytes + j * pl->wkg_bytes;
@@ -472,4 +477,63 @@ void cf_tile_dw_avx512vnni(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64
   a.out = acc;
   dw_table[t->ma][t->mb ? 1 : 0](&a);
   epilogue(pl, cx, g, j, t, acc, a.nb);
+}
+
+/* ---- 4-bit image fills (convf.c) ---- */
+
+/* 32 packed bytes (64 nibbles) as 64 bytes, low nibble first: widened to 16-bit words 0x00HL,
+ * (w | w << 4) & 0x0F0F is 0x0H0L, which in memory is L then H. */
+AINLINE __m512i spread_nibbles(__m256i packed, __m512i flip) {
+  __m512i w = _mm512_cvtepu8_epi16(packed);
+  __m512i v = _mm512_and_si512(_mm512_or_si512(w, _mm512_slli_epi16(w, 4)), _mm512_set1_epi8(15));
+  return _mm512_xor_si512(v, flip);
+}
+
+void cf_unpack_nibbles_avx512(const uint8_t *src, uint8_t *dst, int64_t bytes, uint8_t flip) {
+  const __m512i f = _mm512_set1_epi8((char)flip);
+  int64_t i = 0;
+  for (; i + 32 <= bytes; i += 32) {
+    __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(src + i));
+    _mm512_storeu_si512((void *)(dst + 2 * i), spread_nibbles(b, f));
+  }
+  if (i < bytes) {
+    int64_t n = bytes - i; /* < 32: masked, so nothing past either end is touched */
+    __m256i b = _mm256_maskz_loadu_epi8((__mmask32)((1u << n) - 1), src + i);
+    _mm512_mask_storeu_epi8(dst + 2 * i, (__mmask64)((1ull << (2 * n)) - 1), spread_nibbles(b, f));
+  }
+}
+
+/* c = 1 or 3 values per pixel, stored in (c + 1) / 2 bytes (the last high nibble unused): 32
+ * bytes spread to 64 nibbles hold 64 / (c + 1) whole pixels, 16 / (c + 1) in each 128-bit lane;
+ * vpshufb packs each lane's values to its front (4c bytes: whole dwords for c = 1 and 3, which
+ * is why only these two are done here) and vpermd joins the lanes. */
+bool cf_unpack_odd_avx512(const uint8_t *src, uint8_t *dst, int64_t w, int64_t c, uint8_t flip) {
+  if (c != 1 && c != 3) return false;
+  const __m512i f = _mm512_set1_epi8((char)flip);
+  __m512i lane_pack, join;
+  if (c == 1) {
+    lane_pack = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1));
+    join = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+  } else {
+    lane_pack = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, -1, -1, -1, -1));
+    join = _mm512_setr_epi32(0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, 0, 0, 0, 0);
+  }
+  int64_t step = c == 1 ? 32 : 16, in_step = 32, out_step = step * c; /* pixels, bytes in, out */
+  int64_t px = 0, in_row = w * ((c + 1) >> 1);
+  for (; px + step <= w; px += step, src += in_step, dst += out_step) {
+    __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)src);
+    __m512i v =
+        _mm512_permutexvar_epi32(join, _mm512_shuffle_epi8(spread_nibbles(b, f), lane_pack));
+    _mm512_mask_storeu_epi8(dst, (__mmask64)((1ull << out_step) - 1), v);
+  }
+  if (px < w) {
+    int64_t n = w - px, in_bytes = in_row - px * ((c + 1) >> 1);
+    __m256i b = _mm256_maskz_loadu_epi8((__mmask32)((1ull << in_bytes) - 1), src);
+    __m512i v =
+        _mm512_permutexvar_epi32(join, _mm512_shuffle_epi8(spread_nibbles(b, f), lane_pack));
+    _mm512_mask_storeu_epi8(dst, (__mmask64)((1ull << (n * c)) - 1), v);
+  }
+  return true;
 }

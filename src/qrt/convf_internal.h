@@ -48,18 +48,22 @@ typedef struct cf_plan {
   int32_t ylo, yhi;
   int32_t zp;      /* the image's value of a padded tap, and the shift of the input values */
   int32_t inplace; /* the image is the input sample itself (U8, no padding, whole units) */
-  int32_t lanes;   /* output channels per block: 16 (VNNI) or 8 (AVX2) */
-  int32_t esz;     /* bytes per image element: 1 or 2 */
-  int32_t nmax;    /* blocks per k-group */
-  int32_t mmax;    /* pixels per tile */
-  int32_t kmajor;  /* work order: k-groups outermost (large weights), else tiles */
-  int32_t dwc;     /* depthwise on VNNI (see cf_tile_dw_avx512vnni); groups is then 1 */
-  hawq_dyadic rd;  /* residual dyadic */
+  /* in place on 4-bit input (a 1x1 conv without padding): each tile's pixels are unpacked into
+   * its thread's buffer (ubuf_bytes each, in the scratch), which stays in L1 */
+  int32_t unpack_tiles;
+  int32_t lanes;  /* output channels per block: 16 (VNNI) or 8 (AVX2) */
+  int32_t esz;    /* bytes per image element: 1 or 2 */
+  int32_t nmax;   /* blocks per k-group */
+  int32_t mmax;   /* pixels per tile */
+  int32_t kmajor; /* work order: k-groups outermost (large weights), else tiles */
+  int32_t dwc;    /* depthwise on VNNI (see cf_tile_dw_avx512vnni); groups is then 1 */
+  hawq_dyadic rd; /* residual dyadic */
   int64_t h, w, c, p, q, k, groups, cg, kg, r, s;
   int64_t sh, sw, dh, dw, pt, pl;
   int64_t hp, wp;        /* the image's rows and columns */
   int64_t pcb, rsb;      /* the image's pixel and row strides, bytes */
   int64_t img_bytes;     /* one image with its slack, 64-byte multiple (0 when in place) */
+  int64_t ubuf_bytes;    /* one thread's tile buffer (unpack_tiles), 64-byte multiple */
   int64_t nseg;          /* segments per output pixel */
   int64_t nunit;         /* 4-byte units per segment */
   int64_t nblk;          /* blocks per group */
@@ -107,6 +111,9 @@ typedef struct cf_ctx {
   const uint8_t *img; /* the sample's image (or input sample when in place) */
   const uint8_t *res; /* the sample's residual or NULL */
   uint8_t *y;         /* the sample's output */
+  /* unpack_tiles: the tile's pixels, unpacked, its first row's then its second's (pixel
+   * stride pcb); NULL otherwise */
+  const uint8_t *tile_px;
 } cf_ctx;
 
 /* The per-level tile kernels: computes tile t of k-group j of group g of one sample. */
@@ -120,6 +127,13 @@ void cf_tile_avx2(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, con
  * zmm i, dword 4L + l (the order vpunpck*bw / *wd make of 4 taps' loads); biases alike. */
 void cf_tile_dw_avx512vnni(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j,
                            const cf_tile *t);
+
+/* 4-bit inputs unpacked into the VNNI image (esz 1, so only on that level): bytes packed bytes
+ * at src as 2 * bytes values at dst, low nibble first, each XORed with flip (8 turns a signed
+ * nibble v into v + 8). The odd form does a row of w pixels of c values ((c + 1) / 2 bytes each,
+ * the last high nibble unused) into w * c bytes, for c = 1 and 3 (false for any other c). */
+void cf_unpack_nibbles_avx512(const uint8_t *src, uint8_t *dst, int64_t bytes, uint8_t flip);
+bool cf_unpack_odd_avx512(const uint8_t *src, uint8_t *dst, int64_t w, int64_t c, uint8_t flip);
 
 /* The tile sizes each level's kernels are instantiated for. */
 enum { CF_VNNI_MMAX = 14, CF_AVX2_MMAX = 6, CF_DW_MMAX = 4 };

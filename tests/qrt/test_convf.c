@@ -412,7 +412,17 @@ static void test_layers(test_rng *rng) {
       {70, 3, 16, 7, 2, 3, 1},
       {67, 5, 8, 3, 1, 1, 1},
       {12, 16, 24, 1, 2, 1, 1},
-      {13, 7, 9, 1, 3, 0, 1}};
+      {13, 7, 9, 1, 3, 0, 1},
+      /* 1 and 3 channels (4-bit rows unpacked 32 or 16 pixels at a time in registers): rows
+       * with and without a remainder */
+      {70, 1, 8, 3, 1, 1, 1},
+      {64, 1, 16, 3, 2, 0, 1},
+      {32, 3, 8, 3, 2, 1, 1},
+      {37, 3, 12, 3, 1, 1, 1},
+      /* 4-bit 1x1s unpacked tile by tile, and not (a channel count that is no whole unit;
+       * weights over 1 MiB, done k-group-major) */
+      {9, 6, 20, 1, 1, 0, 1},
+      {2, 1024, 1040, 1, 1, 0, 1}};
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
     for (int variant = 0; variant < 4; variant++) {
       const int *v = shapes[i];
