@@ -189,6 +189,34 @@ typedef struct fast_consts {
   bool wide;
 } fast_consts;
 
+/* One block's rescaled (and residual-added) value for one pixel, before the clamp. */
+AINLINE __m512i fast_value(const bool RES, const fast_consts *k, hawq_qtype rt, __m512i a,
+                           const uint8_t *rr, int64_t ch, int valid) {
+  __m512i v;
+  if (k->wide) {
+    __m512i e = _mm512_add_epi64(_mm512_mul_epi32(a, k->me), k->rnd_e);
+    __m512i o = _mm512_add_epi64(
+        _mm512_mul_epi32(_mm512_shuffle_epi32(a, (_MM_PERM_ENUM)0xF5), k->mo), k->rnd_o);
+    e = _mm512_srav_epi64(e, k->sh_e);
+    o = _mm512_srav_epi64(o, k->sh_o);
+    /* lane 2i + 1 takes o's low dword (the results fit int32) */
+    v = _mm512_mask_shuffle_epi32(e, (__mmask16)0xAAAA, o, (_MM_PERM_ENUM)0x80);
+  } else {
+    v = _mm512_srav_epi32(mul_hi(a, k->me, k->mo, k->rnd_e, k->rnd_o), k->d);
+  }
+  if (RES) {
+    __m512i r = load_residual(rt, rr, ch, valid);
+    if (k->res32) {
+      __m512i u = _mm512_add_epi32(_mm512_mullo_epi32(r, k->r_mhi), k->r_rnd);
+      u = _mm512_add_epi32(u, _mm512_srai_epi32(_mm512_mullo_epi32(r, k->r_mlo), 16));
+      v = _mm512_add_epi32(v, _mm512_srav_epi32(u, k->r_sh));
+    } else {
+      v = _mm512_add_epi32(v, _mm512_srav_epi32(mul_hi(r, k->rm, k->rm, k->rrnd, k->rrnd), k->rd));
+    }
+  }
+  return v;
+}
+
 AINLINE void fast_block(const hawq_qtype YT, const bool RES, const bool SAT, const cf_plan *pl,
                         const cf_ctx *cx, const cf_tile *t, const int32_t *acc, int stride,
                         int64_t ch, int valid, const fast_consts *k) {
@@ -205,30 +233,7 @@ AINLINE void fast_block(const hawq_qtype YT, const bool RES, const bool SAT, con
       yr = cx->y + pix * yrb;
       if (RES) rr = cx->res + pix * rrb;
     }
-    __m512i a = _mm512_load_si512((const void *)acc);
-    __m512i v;
-    if (k->wide) {
-      __m512i e = _mm512_add_epi64(_mm512_mul_epi32(a, k->me), k->rnd_e);
-      __m512i o = _mm512_add_epi64(
-          _mm512_mul_epi32(_mm512_shuffle_epi32(a, (_MM_PERM_ENUM)0xF5), k->mo), k->rnd_o);
-      e = _mm512_srav_epi64(e, k->sh_e);
-      o = _mm512_srav_epi64(o, k->sh_o);
-      /* lane 2i + 1 takes o's low dword (the results fit int32) */
-      v = _mm512_mask_shuffle_epi32(e, (__mmask16)0xAAAA, o, (_MM_PERM_ENUM)0x80);
-    } else {
-      v = _mm512_srav_epi32(mul_hi(a, k->me, k->mo, k->rnd_e, k->rnd_o), k->d);
-    }
-    if (RES) {
-      __m512i r = load_residual(rt, rr, ch, valid);
-      if (k->res32) {
-        __m512i u = _mm512_add_epi32(_mm512_mullo_epi32(r, k->r_mhi), k->r_rnd);
-        u = _mm512_add_epi32(u, _mm512_srai_epi32(_mm512_mullo_epi32(r, k->r_mlo), 16));
-        v = _mm512_add_epi32(v, _mm512_srav_epi32(u, k->r_sh));
-      } else {
-        v = _mm512_add_epi32(v,
-                             _mm512_srav_epi32(mul_hi(r, k->rm, k->rm, k->rrnd, k->rrnd), k->rd));
-      }
-    }
+    __m512i v = fast_value(RES, k, rt, _mm512_load_si512((const void *)acc), rr, ch, valid);
     if (SAT && YT == HAWQ_QT_U8) {
       __m128i b = _mm512_cvtusepi32_epi8(_mm512_max_epi32(v, _mm512_setzero_si512()));
       _mm_mask_storeu_epi8(yr + ch, m16, b);
@@ -237,6 +242,42 @@ AINLINE void fast_block(const hawq_qtype YT, const bool RES, const bool SAT, con
     } else {
       store_out(YT, yr, ch, valid, _mm512_min_epi32(_mm512_max_epi32(v, k->lo), k->hi));
     }
+  }
+}
+
+/* Two neighbouring blocks (k0: 16 channels from ch, k1: valid1 channels after them) of a 4-bit
+ * output, packed together: 32 values as 16 bytes. vpackssdw interleaves the blocks by 128-bit
+ * lane (lane L: 4 of k0's values, then 4 of k1's; nothing saturates, the values are clamped
+ * after, in 16 bits, against bounds packed the same way), each dword's two words become one
+ * byte (low nibble first), and vpshufb puts the bytes back in channel order. */
+AINLINE void fast_pair4(const hawq_qtype YT, const bool RES, const cf_plan *pl, const cf_ctx *cx,
+                        const cf_tile *t, const int32_t *acc, int stride, int64_t ch, int valid1,
+                        const fast_consts *k0, const fast_consts *k1) {
+  const int64_t yrb = pl->yrb, rrb = RES ? pl->rrb : 0;
+  const hawq_qtype rt = (hawq_qtype)pl->rt;
+  const __m512i lo = _mm512_packs_epi32(k0->lo, k1->lo), hi = _mm512_packs_epi32(k0->hi, k1->hi);
+  const __m128i order = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+  const __mmask16 bytes = (__mmask16)((1u << (8 + ((valid1 + 1) >> 1))) - 1);
+  int64_t pix = (int64_t)t->p * pl->q + t->q0;
+  uint8_t *yr = cx->y + pix * yrb;
+  const uint8_t *rr = RES ? cx->res + pix * rrb : NULL;
+  const int npix = t->ma + t->mb, ma = t->ma;
+  for (int i = 0; i < npix; i++, acc += stride, yr += yrb, rr = RES ? rr + rrb : rr) {
+    if (i == ma) {
+      pix = (int64_t)(t->p + 1) * pl->q + t->q0;
+      yr = cx->y + pix * yrb;
+      if (RES) rr = cx->res + pix * rrb;
+    }
+    __m512i v0 = fast_value(RES, k0, rt, _mm512_load_si512((const void *)acc), rr, ch, 16);
+    __m512i v1 =
+        fast_value(RES, k1, rt, _mm512_load_si512((const void *)(acc + 16)), rr, ch + 16, valid1);
+    /* |v| < 2^30 may still pass int16: saturating keeps the clamp's result exact */
+    __m512i w = _mm512_min_epi16(_mm512_max_epi16(_mm512_packs_epi32(v0, v1), lo), hi);
+    if (YT == HAWQ_QT_I4) w = _mm512_and_si512(w, _mm512_set1_epi16(15));
+    /* dword = w0 | w1 << 16, both in [0, 15]: (dword >> 12) | dword has w0 | w1 << 4 low */
+    __m512i b = _mm512_or_si512(w, _mm512_srli_epi32(w, 12));
+    __m128i packed = _mm_shuffle_epi8(_mm512_cvtepi32_epi8(b), order);
+    _mm_mask_storeu_epi8(yr + (ch >> 1), bytes, packed);
   }
 }
 
@@ -272,6 +313,28 @@ AINLINE void fast_block(const hawq_qtype YT, const bool RES, const bool SAT, con
       break;                                                                     \
   }
 
+/* The fast path's constants for the block whose epilogue slots are at ep. */
+static void block_consts(const cf_plan *pl, const uint8_t *ep, bool res32, fast_consts *k) {
+#define SLOT(i) _mm512_load_si512((const void *)(ep + (i)*64))
+  const int32_t *flags = (const int32_t *)(const void *)(ep + CF_EP_FLAGS * 64);
+  bool has_res = pl->rt >= 0;
+  k->me = SLOT(CF_EP_M);
+  k->mo = _mm512_shuffle_epi32(k->me, (_MM_PERM_ENUM)0xF5);
+  k->rnd_e = SLOT(CF_EP_RND_E), k->rnd_o = SLOT(CF_EP_RND_O);
+  k->d = SLOT(CF_EP_D), k->lo = SLOT(CF_EP_LO32), k->hi = SLOT(CF_EP_HI32);
+  k->rm = _mm512_set1_epi64(pl->rd.m);
+  k->rrnd = _mm512_set1_epi64(has_res ? (int64_t)1 << (pl->rd.c - 1) : 0);
+  k->rd = _mm512_set1_epi32(pl->rd.m && pl->rd.c >= 32 ? pl->rd.c - 32 : 0);
+  k->r_mhi = _mm512_set1_epi32(pl->rd.m >> 16);
+  k->r_mlo = _mm512_set1_epi32(pl->rd.m & 0xFFFF);
+  k->r_rnd = _mm512_set1_epi32(res32 ? 1 << (pl->rd.c - 17) : 0);
+  k->r_sh = _mm512_set1_epi32(res32 ? pl->rd.c - 16 : 0);
+  k->res32 = res32;
+  k->sh_e = SLOT(CF_EP_SH_E), k->sh_o = SLOT(CF_EP_SH_O);
+  k->wide = !flags[0];
+#undef SLOT
+}
+
 static void epilogue(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, const cf_tile *t,
                      const int32_t *acc, int nb) {
   const uint8_t *pk = (const uint8_t *)pl;
@@ -297,25 +360,30 @@ static void epilogue(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, 
     __m512i me = SLOT(CF_EP_M), mo = _mm512_shuffle_epi32(me, (_MM_PERM_ENUM)0xF5);
     __m512i rnd_e = SLOT(CF_EP_RND_E), rnd_o = SLOT(CF_EP_RND_O);
     if ((flags[0] || flags[1]) && res_fast) {
-      fast_consts k = {me,
-                       mo,
-                       rnd_e,
-                       rnd_o,
-                       SLOT(CF_EP_D),
-                       SLOT(CF_EP_LO32),
-                       SLOT(CF_EP_HI32),
-                       rm,
-                       rrnd,
-                       _mm512_set1_epi32(pl->rd.m && pl->rd.c >= 32 ? pl->rd.c - 32 : 0),
-                       _mm512_set1_epi32(pl->rd.m >> 16),
-                       _mm512_set1_epi32(pl->rd.m & 0xFFFF),
-                       _mm512_set1_epi32(res32 ? 1 << (pl->rd.c - 17) : 0),
-                       _mm512_set1_epi32(res32 ? pl->rd.c - 16 : 0),
-                       res32,
-                       SLOT(CF_EP_SH_E),
-                       SLOT(CF_EP_SH_O),
-                       !flags[0]};
+      fast_consts k;
+      block_consts(pl, ep, res32, &k);
       const int32_t *a = acc + n * 16;
+      const uint8_t *ep1 = ep + pl->ep_bytes;
+      const int32_t *flags1 = (const int32_t *)(const void *)(ep1 + CF_EP_FLAGS * 64);
+      if (qrt_is_packed(yt) && n + 1 < nb && (flags1[0] || flags1[1])) {
+        /* a full block and the next: packed 32 values at a time */
+        fast_consts k1;
+        block_consts(pl, ep1, res32, &k1);
+        int valid1 = (int)(pl->kg - kl0 - 16 < 16 ? pl->kg - kl0 - 16 : 16);
+        if (yt == HAWQ_QT_U4) {
+          if (has_res) {
+            fast_pair4(HAWQ_QT_U4, true, pl, cx, t, a, stride, ch, valid1, &k, &k1);
+          } else {
+            fast_pair4(HAWQ_QT_U4, false, pl, cx, t, a, stride, ch, valid1, &k, &k1);
+          }
+        } else if (has_res) {
+          fast_pair4(HAWQ_QT_I4, true, pl, cx, t, a, stride, ch, valid1, &k, &k1);
+        } else {
+          fast_pair4(HAWQ_QT_I4, false, pl, cx, t, a, stride, ch, valid1, &k, &k1);
+        }
+        n++;
+        continue;
+      }
       if (has_res) {
         FAST_CASES(true)
       } else {
