@@ -9,6 +9,8 @@ int cmd_train(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_sensitivity(int argc, char **argv);
+int cmd_allocate(int argc, char **argv);
 
 /* Integer models (.hqm): cmd_eval and cmd_info hand them to these. */
 #include <stdbool.h>

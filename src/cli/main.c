@@ -19,6 +19,8 @@ static const struct {
     {"calibrate", cmd_calibrate, "post-training quantization to an integer-only model (.hqm)"},
     {"bench", cmd_bench, "latency of the integer runtime, end to end and per layer"},
     {"run", cmd_run, "classify one image with an integer model"},
+    {"sensitivity", cmd_sensitivity, "per-layer Hessian traces and quantization sensitivities"},
+    {"allocate", cmd_allocate, "mixed-precision bit widths by integer linear programming"},
 };
 
 static void usage(FILE *f) {
@@ -27,7 +29,7 @@ static void usage(FILE *f) {
           "hawq turns trained fp32 CNNs (ONNX) into integer-only networks and runs them.\n\n"
           "commands:\n");
   for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
-    fprintf(f, "  %-10s %s\n", commands[k].name, commands[k].summary);
+    fprintf(f, "  %-12s %s\n", commands[k].name, commands[k].summary);
   }
   fprintf(f,
           "\n'hawq <command> --help' describes a command's options.\n"

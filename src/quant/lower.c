@@ -79,6 +79,8 @@ static hawq_status parse_bits_json(const char *path, hawq_bit_config *c, hawq_er
         c->n_layers++;
       }
       if (st) break;
+    } else if (!strcmp(k, "ilp") || !strcmp(k, "frontier")) {
+      /* hawq allocate's summary beside the configuration (docs/mixed_precision.md) */
     } else {
       st = hawq_fail(err, HAWQ_ERR_PARSE,
                      "%s: unknown key '%s' (expected weight_bits, act_bits, pin_ends, layers)",
@@ -118,6 +120,20 @@ void hawq_bit_config_free(hawq_bit_config *c) {
   free(c->layers);
   c->layers = NULL;
   c->n_layers = 0;
+}
+
+/* ---- the weight quantizer (also hawq sensitivity's, src/search/hessian.c) ---- */
+
+double hawq_weight_scale(const double *w, int64_t n, int bits) {
+  double mx = 0;
+  for (int64_t i = 0; i < n; i++) mx = fmax(mx, fabs(w[i]));
+  return mx > 0 ? mx / ((1 << (bits - 1)) - 1) : 1.0;
+}
+
+int32_t hawq_weight_quantize(double w, double scale, int bits) {
+  int32_t wmax = (1 << (bits - 1)) - 1;
+  double q = round(w / scale);
+  return q > wmax ? wmax : q < -wmax ? -wmax : (int32_t)q;
 }
 
 /* ---- pass 1: units ---- */
@@ -864,17 +880,12 @@ static hawq_status emit_conv(lowering *L, const unit *u) {
   format flog;
   double s_x = x->scale, s_y = fo->scale;
   int wb = u->weight_bits;
-  int32_t wmax = (1 << (wb - 1)) - 1;
   double *s_w = malloc((size_t)K * sizeof *s_w);
   if (!s_w) {
     st = oom(L);
     goto done;
   }
-  for (int64_t k = 0; k < K; k++) {
-    double mx = 0;
-    for (int64_t i = 0; i < taps; i++) mx = fmax(mx, fabs(wf[k * taps + i]));
-    s_w[k] = mx > 0 ? mx / wmax : 1.0;
-  }
+  for (int64_t k = 0; k < K; k++) s_w[k] = hawq_weight_scale(wf + k * taps, taps, wb);
   if (logits) {
     /* int32 logits at the coarsest channel's accumulator scale: every ratio <= 1. */
     double mx = 0;
@@ -926,8 +937,7 @@ static hawq_status emit_conv(lowering *L, const unit *u) {
   for (int64_t k = 0; k < K; k++) {
     int64_t sum_abs = 0;
     for (int64_t i = 0; i < taps; i++) {
-      double q = round(wf[k * taps + i] / s_w[k]);
-      int32_t qi = q > wmax ? wmax : q < -wmax ? -wmax : (int32_t)q;
+      int32_t qi = hawq_weight_quantize(wf[k * taps + i], s_w[k], wb);
       hawq_qrow_set(wb <= 4 ? HAWQ_QT_I4 : HAWQ_QT_I8, n->weight + k * row, i, qi);
       sum_abs += qi < 0 ? -qi : qi;
     }

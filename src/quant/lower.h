@@ -37,9 +37,16 @@ typedef struct hawq_bit_config {
 /* spec: "8" or "4" (weights and activations, ends pinned at 8), "wXaY" (e.g. w4a8), or the path of
  * a JSON file: {"weight_bits": 8, "act_bits": 8, "pin_ends": true,
  *               "layers": {"<node name>": {"weight_bits": 4, "act_bits": 4}, ...}}
- * (every key optional; bits in [2, 8]). */
+ * (every key optional; bits in [2, 8]; the keys "ilp" and "frontier", hawq allocate's summary, are
+ * skipped). */
 hawq_status hawq_bit_config_parse(const char *spec, hawq_bit_config *out, hawq_error *err);
 void hawq_bit_config_free(hawq_bit_config *c);
+
+/* The weight quantizer lowering applies to every output channel (docs/quantization.md):
+ * symmetric, scale s = max|w| / (2^(bits-1) - 1) over the channel's n weights (1 when all are 0),
+ * q = clamp(round(w / s), -(2^(bits-1) - 1), 2^(bits-1) - 1), rounding half away from zero. */
+double hawq_weight_scale(const double *w, int64_t n, int bits);
+int32_t hawq_weight_quantize(double w, double scale, int bits);
 
 /* A quantizable layer of a float graph, in execution order. */
 typedef struct hawq_qlayer {
