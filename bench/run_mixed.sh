@@ -17,6 +17,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 HAWQ=${HAWQ:-build/release/hawq}
+# Debian's python3 with numpy (python3-numpy), for the tables
+PY=${PY:-/usr/bin/python3}
 MODEL=${MODEL:-models/fmnist_resnet20.onnx}
 RANDOM_DRAWS=${DRAWS:-5}
 out=build/bench/mixed
@@ -38,15 +40,24 @@ fi
 # quant NAME BITS: calibrate, evaluate; prints "top1 correct weight_bytes bops"
 quant() {
   "$HAWQ" calibrate "$MODEL" --data fashion-mnist --bits "$2" $CALIB -o "$out/$1.hqm" > /dev/null
-  "$HAWQ" eval "$out/$1.hqm" --data fashion-mnist --json 2> /dev/null > "$out/$1.eval.json"
+  "$HAWQ" eval "$out/$1.hqm" --data fashion-mnist --json --logits "$out/$1.logits.npy" \
+    2> /dev/null > "$out/$1.eval.json"
   "$HAWQ" info "$out/$1.hqm" --json > "$out/$1.info.json"
-  python3 - "$out/$1.eval.json" "$out/$1.info.json" "$out/sens.json" << 'EOF'
-import json, math, sys
+  "$PY" - "$out/$1.eval.json" "$out/$1.info.json" "$out/sens.json" "$out/$1.logits.npy" << 'EOF'
+import gzip, json, math, sys
+import numpy as np
 e = json.load(open(sys.argv[1])); i = json.load(open(sys.argv[2]))
+# the test set's mean cross-entropy of the integer model's (dequantized) logits: a finer
+# measure of the damage than top-1
+z = np.load(sys.argv[4]).astype(np.float64)
+with gzip.open("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz") as f:
+    y = np.frombuffer(f.read()[8:], dtype=np.uint8)
+m = z.max(axis=1)
+nll = np.mean(m + np.log(np.exp(z - m[:, None]).sum(axis=1)) - z[np.arange(len(y)), y])
 params = {l["name"]: l["params"] for l in json.load(open(sys.argv[3]))["layers"]}
 # the ILP's size: weights packed at their widths (the .hqm stores 5-7-bit weights in bytes)
 size = sum(math.ceil(params[n] * b["weight_bits"] / 8) for n, b in i["bits"]["layers"].items())
-print(e["top1"], e["top1_correct"], size, i["bops"])
+print(e["top1"], e["top1_correct"], size, i["bops"], "%.5f" % nll)
 EOF
 }
 
@@ -59,12 +70,12 @@ ilp $r $(quant "ilp_$r" "$out/ilp_$r.json")"
     -o "$out/ilp48_$r.json" > "$out/ilp48_$r.txt"
   rows="$rows
 ilp48 $r $(quant "ilp48_$r" "$out/ilp48_$r.json")"
-  u=$(python3 -c "print(round(4 + 4 * $r))")
+  u=$("$PY" -c "print(round(4 + 4 * $r))")
   rows="$rows
 uniform $r $(quant "uniform_$r" "w${u}a${u}")"
   s=1
   while [ "$s" -le "$RANDOM_DRAWS" ]; do
-    python3 - "$out/sens.json" "$out/ilp_$r.json" "$s" "$out/random_${r}_$s.json" << 'EOF'
+    "$PY" - "$out/sens.json" "$out/ilp_$r.json" "$s" "$out/random_${r}_$s.json" << 'EOF'
 import json, math, random, sys
 sens = json.load(open(sys.argv[1])); ilp = json.load(open(sys.argv[2]))["ilp"]
 limit = ilp["budgets"]["size"]["limit"]
@@ -106,7 +117,7 @@ rows="$rows
 int8 1 $(quant int8 8)
 int4 0 $(quant int4 4)"
 
-python3 - "$out" "$sens_s" "$RANDOM_DRAWS" << EOF > build/bench/mixed.md
+"$PY" - "$out" "$sens_s" "$RANDOM_DRAWS" << EOF > build/bench/mixed.md
 import json, statistics, sys
 out, sens_s, draws = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rows = [l.split() for l in """$rows""".strip().splitlines()]
@@ -119,9 +130,9 @@ print("|---|---:|---:|---:|")
 for l in sens["layers"]:
     print("| %s | %d | %.3f | %.3f |" % (l["name"], l["params"], l["trace"], l["trace_se"]))
 print("\nPTQ accuracy (integer runtime, Fashion-MNIST test set, 10000 images) at each size budget:\n")
-print("| size budget | allocation | top-1 | weight bytes (packed at their widths) | BOPS |")
-print("|---|---|---:|---:|---:|")
-for kind, r, top1, correct, wb, bops in rows:
+print("| size budget | allocation | top-1 | test loss | weight bytes (packed at their widths) | BOPS |")
+print("|---|---|---:|---:|---:|---:|")
+for kind, r, top1, correct, wb, bops, nll in rows:
     if kind == "random":
         continue
     label = {"ilp": "Hessian + ILP, 4/8", "ilp48": "Hessian + ILP, 4-8", "uniform": "uniform", "int8": "all 8 (ends 8)",
@@ -129,13 +140,14 @@ for kind, r, top1, correct, wb, bops in rows:
     if kind == "uniform":
         u = round(4 + 4 * float(r))
         label = "uniform W%dA%d" % (u, u)
-    print("| %s | %s | %.2f %% (%s) | %s | %.3f G |" % (r, label, float(top1), correct, wb,
-                                                      int(bops) / 1e9))
+    print("| %s | %s | %.2f %% (%s) | %s | %s | %.3f G |" % (r, label, float(top1), correct, nll,
+                                                           wb, int(bops) / 1e9))
     if kind == "uniform":
         rs = [x for x in rows if x[0] == "random" and x[1] == r]
         acc = [float(x[2]) for x in rs]
-        print("| %s | random 4/8 (%d draws): median, min..max | %.2f %% (%.2f..%.2f) | %s..%s | |"
-              % (r, len(rs), statistics.median(acc), min(acc), max(acc),
-                 min(int(x[4]) for x in rs), max(int(x[4]) for x in rs)))
+        nl = [float(x[6]) for x in rs]
+        print("| %s | random 4/8 (%d draws): median (min..max) | %.2f %% (%.2f..%.2f) | %.5f (%.5f..%.5f) | %s..%s | |"
+              % (r, len(rs), statistics.median(acc), min(acc), max(acc), statistics.median(nl),
+                 min(nl), max(nl), min(int(x[4]) for x in rs), max(int(x[4]) for x in rs)))
 EOF
 cat build/bench/mixed.md
