@@ -468,10 +468,11 @@ static void unpack_tile(const cf_plan *pl, const uint8_t *xs, const cf_tile *t, 
   uint8_t flip = pl->xt == HAWQ_QT_I4 ? 8 : 0;
   for (int row = 0; row < 2; row++) {
     int64_t n = row ? t->mb : t->ma;
+    if (!n) continue; /* (a one-row tile: no pointer to a row past the input) */
     const uint8_t *src = xs + ((t->p + row) * pl->sh * pl->w + t->q0 * pl->sw) * pl->xrb;
     uint8_t *dst = buf + (row ? t->ma : 0) * pl->pcb;
     if (pl->sw == 1) {
-      if (n) cf_unpack_nibbles_avx512(src, dst, n * pl->xrb, flip);
+      cf_unpack_nibbles_avx512(src, dst, n * pl->xrb, flip);
     } else {
       for (int64_t i = 0; i < n; i++) {
         cf_unpack_nibbles_avx512(src + i * pl->sw * pl->xrb, dst + i * pl->pcb, pl->xrb, flip);
