@@ -8,10 +8,12 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
+#include "core/file.h"
 #include "core/status.h"
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
@@ -208,4 +210,21 @@ int cli_parse_isa(const char *cmd, const char *name, hawq_isa *out) {
   }
   *out = isa;
   return CLI_OK;
+}
+
+hawq_status cli_file_crc(const char *path, uint32_t *crc, uint64_t *size, hawq_error *err) {
+  void *data = NULL;
+  size_t n = 0;
+  hawq_status st = hawq_read_file(path, (uint64_t)4 << 30, "", &data, &n, err);
+  if (st) return st;
+  uLong c = crc32(0L, Z_NULL, 0);
+  for (size_t off = 0; off < n;) {
+    uInt chunk = n - off > (1u << 30) ? (1u << 30) : (uInt)(n - off);
+    c = crc32(c, (const Bytef *)data + off, chunk);
+    off += chunk;
+  }
+  free(data);
+  *crc = (uint32_t)c;
+  *size = n;
+  return HAWQ_OK;
 }

@@ -68,4 +68,7 @@ int cli_parse_isa(const char *cmd, const char *name, hawq_isa *out);
 /* Human-readable count: 1234567 -> "1.23M". */
 const char *cli_si(double v, char *buf, size_t size);
 
+/* The CRC-32 (zlib's) and size of a file's bytes, for a model's provenance. */
+hawq_status cli_file_crc(const char *path, uint32_t *crc, uint64_t *size, hawq_error *err);
+
 #endif

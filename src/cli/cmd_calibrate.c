@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -41,23 +40,6 @@ static const char help[] =
 static void show_progress(void *ctx, int64_t done, int64_t total) {
   (void)total;
   cli_progress_update(ctx, done, NULL);
-}
-
-static hawq_status file_crc(const char *path, uint32_t *crc, uint64_t *size, hawq_error *err) {
-  void *data = NULL;
-  size_t n = 0;
-  hawq_status st = hawq_read_file(path, (uint64_t)4 << 30, "", &data, &n, err);
-  if (st) return st;
-  uLong c = crc32(0L, Z_NULL, 0);
-  for (size_t off = 0; off < n;) {
-    uInt chunk = n - off > (1u << 30) ? (1u << 30) : (uInt)(n - off);
-    c = crc32(c, (const Bytef *)data + off, chunk);
-    off += chunk;
-  }
-  free(data);
-  *crc = (uint32_t)c;
-  *size = n;
-  return HAWQ_OK;
 }
 
 int cmd_calibrate(int argc, char **argv) {
@@ -159,7 +141,7 @@ int cmd_calibrate(int argc, char **argv) {
   }
   qm->calibration_json = hawq_calib_json(&co, ds->source);
   qm->source_name = strdup(model);
-  if (file_crc(model, &qm->source_crc32, &qm->source_size, &err) ||
+  if (cli_file_crc(model, &qm->source_crc32, &qm->source_size, &err) ||
       hawq_qmodel_save(qm, output, &err)) {
     rc = cli_report(&err);
     goto done;

@@ -21,6 +21,7 @@ static const struct {
     {"run", cmd_run, "classify one image with an integer model"},
     {"sensitivity", cmd_sensitivity, "per-layer Hessian traces and quantization sensitivities"},
     {"allocate", cmd_allocate, "mixed-precision bit widths by integer linear programming"},
+    {"finetune", cmd_finetune, "quantization-aware fine-tuning to an integer-only model (.hqm)"},
 };
 
 static void usage(FILE *f) {

@@ -200,6 +200,7 @@ const char *hawq_op_name(hawq_op op) {
       [HAWQ_OP_CONCAT] = "concat",
       [HAWQ_OP_PAD] = "pad",
       [HAWQ_OP_SOFTMAX] = "softmax",
+      [HAWQ_OP_FAKEQUANT] = "fakequant",
   };
   return (op >= 0 && op < HAWQ_OP_COUNT && names[op]) ? names[op] : "?";
 }

@@ -59,6 +59,7 @@ typedef enum hawq_op {
   HAWQ_OP_CONCAT,
   HAWQ_OP_PAD,
   HAWQ_OP_SOFTMAX,
+  HAWQ_OP_FAKEQUANT, /* quantization-aware training only (quant/qat.c); never imported */
   HAWQ_OP_COUNT
 } hawq_op;
 
@@ -128,6 +129,25 @@ typedef struct hawq_softmax_attr {
   int axis, axis_end;
 } hawq_softmax_attr;
 
+/* inputs: X (and S with given_scales). Fake quantization, the float image of the integer
+ * contract (ARCHITECTURE section 3) for quantization-aware training, with a straight-through
+ * gradient:
+ *   per_channel (weights): per row r of dim 0, s_r = max|x_r| / (2^(bits-1) - 1) (1 when the
+ *     row is 0), y = clamp(round(x / s_r), -(2^(bits-1) - 1), 2^(bits-1) - 1) * s_r, rounding
+ *     half away from zero, in double; the gradient passes unchanged.
+ *   given_scales (biases): per row r of dim 0, y = round(x_r / S[r]) * S[r] in double, S a
+ *     constant of the graph (the accumulator's scale); the gradient passes unchanged.
+ *   else (activations): y = clamp(round(x / scale), lo, hi) * scale; the gradient passes where
+ *     round(x / scale) lies in [lo, hi].
+ * Made by quant/qat.c, which sets scale, lo and hi from lowering; importers never make it. */
+typedef struct hawq_fakequant_attr {
+  bool per_channel;
+  bool given_scales;
+  int bits;       /* per_channel */
+  double scale;   /* per tensor, > 0 */
+  int32_t lo, hi; /* per tensor */
+} hawq_fakequant_attr;
+
 typedef struct hawq_node {
   hawq_op op;
   char *name;    /* the ONNX node's name, or "<OpType>_<index>" when it has none */
@@ -147,6 +167,7 @@ typedef struct hawq_node {
     hawq_concat_attr concat;
     hawq_pad_attr pad;
     hawq_softmax_attr softmax;
+    hawq_fakequant_attr fakequant;
   } attr;
 } hawq_node;
 

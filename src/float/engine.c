@@ -292,6 +292,18 @@ hawq_status hawq_float_plan_create(const hawq_graph *g, const hawq_float_plan_op
     }
     if (tt->kind == HAWQ_TENSOR_PARAM) p->buf[t] = tt->data;
   }
+  /* The inference plan packs Conv and Gemm weights once: they must be constants (a training
+   * graph's fake-quantized weights are computed, and run in a train plan). */
+  for (int k = 0; k < g->n_nodes; k++) {
+    const hawq_node *n = &g->nodes[k];
+    if ((n->op == HAWQ_OP_CONV || n->op == HAWQ_OP_GEMM) &&
+        g->tensors[n->inputs[1]].kind != HAWQ_TENSOR_PARAM) {
+      st = hawq_fail(err, HAWQ_ERR_UNSUPPORTED,
+                     "%s: node '%s' (%s): weights computed by a node are not supported here",
+                     g->source, n->name, n->op_type);
+      goto done;
+    }
+  }
   usage(g, uses, last);
   if ((st = hawq_dnnl_context_create(&p->dnnl, err))) goto done;
   if ((st = prepare_nodes(p, uses, err))) goto done;
@@ -452,6 +464,17 @@ void hawq_node_forward(const hawq_graph *g, const hawq_node *n, float *const *bu
       int64_t outer, len, inner;
       hawq_softmax_view(n, xr, xd, &outer, &len, &inner);
       hawq_softmax_forward(x, y, outer, len, inner, th);
+      break;
+    }
+    case HAWQ_OP_FAKEQUANT: {
+      const hawq_fakequant_attr *a = &n->attr.fakequant;
+      if (a->given_scales) {
+        hawq_fakequant_given_forward(x, buf[n->inputs[1]], y, xd[0], xn / xd[0]);
+      } else if (a->per_channel) {
+        hawq_fakequant_rows_forward(x, y, xd[0], xn / xd[0], a->bits, th);
+      } else {
+        hawq_fakequant_forward(x, y, xn, a->scale, a->lo, a->hi, th);
+      }
       break;
     }
     case HAWQ_OP_CONV: /* needs a prepared convolution: the caller runs it */

@@ -195,6 +195,25 @@ void hawq_softmax_forward(const float *in, float *out, int64_t outer, int64_t le
 void hawq_softmax_backward(const float *out, const float *dout, float *din, int64_t outer,
                            int64_t len, int64_t inner, int threads);
 
+/* ---- fakequant.c: fake quantization for quantization-aware training (graph.h) ---- */
+/* Activations: out = clamp(round(in / scale), lo, hi) * scale over n values (in == out is
+ * fine). */
+void hawq_fakequant_forward(const float *in, float *out, int64_t n, double scale, int32_t lo,
+                            int32_t hi, int threads);
+/* din += dout where round(in / scale) lies in [lo, hi] (the straight-through estimator with the
+ * clamp's mask). */
+void hawq_fakequant_backward(const float *in, const float *dout, float *din, int64_t n,
+                             double scale, int32_t lo, int32_t hi, int threads);
+/* Weights: each of `rows` rows of `per` values quantized symmetrically at `bits` with its own
+ * scale max|row| / (2^(bits-1) - 1), as lowering quantizes them. */
+void hawq_fakequant_rows_forward(const float *in, float *out, int64_t rows, int64_t per, int bits,
+                                 int threads);
+/* Biases: each row r of `rows` rows of `per` values rounded to a multiple of scales[r]. */
+void hawq_fakequant_given_forward(const float *in, const float *scales, float *out, int64_t rows,
+                                  int64_t per);
+/* min and max of n values (n >= 1). */
+void hawq_min_max(const float *x, int64_t n, float *min, float *max, int threads);
+
 /* ---- loss.c: softmax cross-entropy over logits (rows, classes) ---- */
 /* Mean over rows of -sum_c t_c log softmax(z)_c, with targets t = (1 - smoothing) one-hot(label)
  * + smoothing / classes. Writes the softmax to probs (rows, classes), kept for the backward, and

@@ -54,7 +54,8 @@ struct hawq_train_plan {
   float loss_smoothing;
   float *workspace;
   size_t bytes;
-  double *seconds; /* with profiling: per node, forward then backward (2 per node) */
+  double *seconds;   /* with profiling: per node, forward then backward (2 per node) */
+  float (*range)[2]; /* per node: a per-tensor FakeQuant's input min and max, last forward */
 };
 
 static int64_t dims_numel(int rank, const int64_t *d) {
@@ -78,6 +79,15 @@ static void mark_trainable(const hawq_graph *g, const hawq_node *n, bool *traina
   int first = 1, last = 0;
   if (n->op == HAWQ_OP_CONV || n->op == HAWQ_OP_GEMM) last = 2;
   if (n->op == HAWQ_OP_BATCHNORM) last = 2;
+  /* A fake-quantized weight: the float weight behind it is the parameter. */
+  if (n->op == HAWQ_OP_FAKEQUANT) {
+    int t = n->inputs[0];
+    if (g->tensors[t].kind == HAWQ_TENSOR_PARAM) {
+      trainable[t] = true;
+      decay[t] = n->attr.fakequant.per_channel;
+    }
+    return;
+  }
   for (int i = first; i <= last && i < n->n_inputs; i++) {
     int t = n->inputs[i];
     if (t < 0 || g->tensors[t].kind != HAWQ_TENSOR_PARAM) continue;
@@ -172,6 +182,7 @@ void hawq_train_plan_destroy(hawq_train_plan *p) {
   free(p->bn);
   free(p->params);
   free(p->seconds);
+  free(p->range);
   hawq_free(p->probs);
   free(p->labels);
   hawq_free(p->workspace);
@@ -295,8 +306,9 @@ hawq_status hawq_train_plan_create(hawq_graph *g, const hawq_train_options *opt,
   p->conv = calloc((size_t)nn, sizeof *p->conv);
   p->bn = calloc((size_t)nn, sizeof *p->bn);
   p->params = calloc((size_t)nt, sizeof *p->params);
-  if (!trainable || !decay || !p->val || !p->grad || !p->needs_grad || !p->dims || !p->conv ||
-      !p->bn || !p->params || !p->exec || !p->elided || !p->ready) {
+  p->range = calloc((size_t)nn, sizeof *p->range);
+  if (!p->range || !trainable || !decay || !p->val || !p->grad || !p->needs_grad || !p->dims ||
+      !p->conv || !p->bn || !p->params || !p->exec || !p->elided || !p->ready) {
     st = hawq_fail(err, HAWQ_ERR_NO_MEMORY, "out of memory");
     goto done;
   }
@@ -416,6 +428,11 @@ static hawq_status forward_node(hawq_train_plan *p, int k, bool training, hawq_e
                              mean, var, eps, e->act, p->threads);
     }
     return HAWQ_OK;
+  }
+  if (n->op == HAWQ_OP_FAKEQUANT && !n->attr.fakequant.per_channel &&
+      !n->attr.fakequant.given_scales) {
+    int64_t xn = tensor_numel(p, n->inputs[0]);
+    hawq_min_max(x, xn, &p->range[k][0], &p->range[k][1], p->threads);
   }
   const float *w = NULL, *b = NULL;
   if (n->op == HAWQ_OP_GEMM) {
@@ -609,6 +626,15 @@ static hawq_status backward_node(hawq_train_plan *p, int k, hawq_error *err) {
         case HAWQ_OP_TRANSPOSE:
           hawq_transpose_backward(dy, xr, xd, n->attr.transpose.perm, dx);
           break;
+        case HAWQ_OP_FAKEQUANT: {
+          const hawq_fakequant_attr *a = &n->attr.fakequant;
+          if (a->per_channel || a->given_scales) {
+            for (int64_t i = 0; i < xn; i++) dx[i] += dy[i];
+          } else {
+            hawq_fakequant_backward(x, dy, dx, xn, a->scale, a->lo, a->hi, th);
+          }
+          break;
+        }
         case HAWQ_OP_PAD:
           hawq_pad_backward(dy, xr, xd, n->attr.pad.pads, dx, th);
           break;
@@ -628,6 +654,11 @@ static hawq_status backward_node(hawq_train_plan *p, int k, hawq_error *err) {
 }
 
 hawq_status hawq_train_plan_backward(hawq_train_plan *p, hawq_error *err) {
+  return hawq_train_plan_backward_ex(p, 1.0f, NULL, err);
+}
+
+hawq_status hawq_train_plan_backward_ex(hawq_train_plan *p, float ce_weight,
+                                        const float *extra_grad, hawq_error *err) {
   const hawq_graph *g = p->g;
   /* Activation gradients are written fresh by every backward: each is zeroed or overwritten by
    * the first node that writes it; parameter gradients accumulate until zero_grad. */
@@ -638,8 +669,14 @@ hawq_status hawq_train_plan_backward(hawq_train_plan *p, hawq_error *err) {
 #endif
   memset(p->grad[p->logits], 0, (size_t)tensor_numel(p, p->logits) * sizeof(float));
   p->ready[p->logits] = true;
-  hawq_cross_entropy_backward(p->probs, p->labels, p->batch, p->classes, p->loss_smoothing, 1.0f,
-                              p->grad[p->logits], p->threads);
+  float *dz = p->grad[p->logits];
+  if (ce_weight != 0.0f) {
+    hawq_cross_entropy_backward(p->probs, p->labels, p->batch, p->classes, p->loss_smoothing,
+                                ce_weight, dz, p->threads);
+  }
+  if (extra_grad) {
+    for (int64_t i = 0; i < p->batch * p->classes; i++) dz[i] += extra_grad[i];
+  }
   hawq_status st = HAWQ_OK;
   for (int k = g->n_nodes - 1; k >= 0 && !st; k--) {
     const hawq_node *n = &g->nodes[k];
@@ -660,6 +697,10 @@ hawq_status hawq_train_plan_backward(hawq_train_plan *p, hawq_error *err) {
   return st;
 }
 
+const float *hawq_train_plan_value(const hawq_train_plan *p, int t) {
+  return t >= 0 && t < p->g->n_tensors ? p->val[t] : NULL;
+}
+
 int hawq_train_plan_num_params(const hawq_train_plan *p) {
   return p->n_params;
 }
@@ -677,4 +718,19 @@ void hawq_train_plan_node_seconds(const hawq_train_plan *p, int node, double *fo
 
 size_t hawq_train_plan_bytes(const hawq_train_plan *p) {
   return p->bytes;
+}
+
+bool hawq_train_plan_batch_range(const hawq_train_plan *p, int node, float *min, float *max) {
+  const hawq_graph *g = p->g;
+  if (node < 0 || node >= g->n_nodes || g->nodes[node].op != HAWQ_OP_FAKEQUANT ||
+      g->nodes[node].attr.fakequant.per_channel || g->nodes[node].attr.fakequant.given_scales) {
+    return false;
+  }
+  *min = p->range[node][0];
+  *max = p->range[node][1];
+  return true;
+}
+
+hawq_status hawq_graph_untie_params(hawq_graph *g, hawq_error *err) {
+  return untie_params(g, err);
 }

@@ -67,6 +67,23 @@ void hawq_train_plan_zero_grad(hawq_train_plan *p);
  * `training` mode the last forward ran in (batch or running BN statistics). */
 hawq_status hawq_train_plan_backward(hawq_train_plan *p, hawq_error *err);
 
+/* The same with a weighted loss: d(loss)/d(logits) = ce_weight * (the cross-entropy's, from the
+ * last hawq_train_plan_loss) + extra_grad (batch x classes, may be NULL), e.g. a distillation
+ * term's. */
+hawq_status hawq_train_plan_backward_ex(hawq_train_plan *p, float ce_weight,
+                                        const float *extra_grad, hawq_error *err);
+/* The min and max of the input of per-tensor FakeQuant node `node` in the last forward (the
+ * batch's range, for quantization-aware training); false for any other node. */
+bool hawq_train_plan_batch_range(const hawq_train_plan *p, int node, float *min, float *max);
+
+/* Gives every Conv, Gemm and BatchNormalization node its own parameter tensors, copying an
+ * initializer that several read (hawq_train_plan_create does this to its graph). */
+hawq_status hawq_graph_untie_params(hawq_graph *g, hawq_error *err);
+
+/* Tensor t's value from the last forward (batch first, physical layout), or NULL when the plan
+ * does not keep it (an activation fused away). */
+const float *hawq_train_plan_value(const hawq_train_plan *p, int t);
+
 int hawq_train_plan_num_params(const hawq_train_plan *p);
 hawq_param *hawq_train_plan_param(hawq_train_plan *p, int i);
 /* With options.profile: seconds node `node` spent in forwards and in backwards so far. */

@@ -611,6 +611,8 @@ static hawq_status emit_node(exporter *ex, const hawq_node *n) {
     }
     case HAWQ_OP_SOFTMAX:
       return emit_softmax(ex, n, x, y);
+    case HAWQ_OP_FAKEQUANT: /* a training graph's: export the model it trains instead */
+      return node_error(ex, n, HAWQ_ERR_UNSUPPORTED, "fake quantization has no ONNX form here");
     case HAWQ_OP_COUNT:
       break;
   }
