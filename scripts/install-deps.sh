@@ -12,6 +12,7 @@ PACKAGES="
   clang clang-format libclang-rt-14-dev
   dataset-fashion-mnist libonnx-testdata
   python3
+  chromium
 "
 
 missing=""

@@ -21,6 +21,7 @@ static const struct {
     {"run", cmd_run, "classify one image with an integer model"},
     {"sensitivity", cmd_sensitivity, "per-layer Hessian traces and quantization sensitivities"},
     {"allocate", cmd_allocate, "mixed-precision bit widths by integer linear programming"},
+    {"report", cmd_report, "a self-contained HTML report of a quantization run"},
     {"finetune", cmd_finetune, "quantization-aware fine-tuning to an integer-only model (.hqm)"},
 };
 
