@@ -13,6 +13,7 @@ int cmd_sensitivity(int argc, char **argv);
 int cmd_allocate(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 /* Integer models (.hqm): cmd_eval and cmd_info hand them to these. */
 #include <stdbool.h>

@@ -23,6 +23,8 @@ static const struct {
     {"allocate", cmd_allocate, "mixed-precision bit widths by integer linear programming"},
     {"report", cmd_report, "a self-contained HTML report of a quantization run"},
     {"finetune", cmd_finetune, "quantization-aware fine-tuning to an integer-only model (.hqm)"},
+    {"quantize", cmd_quantize,
+     "the whole pipeline: calibrate, sensitivity, ILP, fine-tune, integer model and report"},
 };
 
 static void usage(FILE *f) {
