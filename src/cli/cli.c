@@ -14,7 +14,9 @@
 #endif
 
 #include "core/file.h"
+#include "core/graph.h"
 #include "core/status.h"
+#include "data/dataset.h"
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
   va_list ap;
@@ -227,4 +229,15 @@ hawq_status cli_file_crc(const char *path, uint32_t *crc, uint64_t *size, hawq_e
   *crc = (uint32_t)c;
   *size = n;
   return HAWQ_OK;
+}
+
+int cli_check_image_input(const char *model, const hawq_graph *g, const hawq_dataset *ds) {
+  const hawq_tensor *in = g->n_inputs == 1 ? &g->tensors[g->inputs[0]] : NULL;
+  if (!in || in->rank != 4 || in->dims[1] != ds->channels || in->dims[2] != ds->height ||
+      in->dims[3] != ds->width) {
+    fprintf(stderr, "hawq: %s: needs one image input of %dx%dx%d (CxHxW) to match the %s\n", model,
+            ds->channels, ds->height, ds->width, ds->source);
+    return CLI_BAD_INPUT;
+  }
+  return CLI_OK;
 }

@@ -68,6 +68,11 @@ int cli_parse_isa(const char *cmd, const char *name, hawq_isa *out);
 /* Human-readable count: 1234567 -> "1.23M". */
 const char *cli_si(double v, char *buf, size_t size);
 
+/* 0 when graph g (from file `model`) has one NCHW image input matching the dataset's images; else
+ * prints one line and returns CLI_BAD_INPUT. */
+struct hawq_dataset;
+int cli_check_image_input(const char *model, const hawq_graph *g, const struct hawq_dataset *ds);
+
 /* The CRC-32 (zlib's) and size of a file's bytes, for a model's provenance. */
 hawq_status cli_file_crc(const char *path, uint32_t *crc, uint64_t *size, hawq_error *err);
 

@@ -96,14 +96,7 @@ int cmd_calibrate(int argc, char **argv) {
     rc = cli_report(&err);
     goto done;
   }
-  const hawq_tensor *in = g->n_inputs == 1 ? &g->tensors[g->inputs[0]] : NULL;
-  if (!in || in->rank != 4 || in->dims[1] != ds->channels || in->dims[2] != ds->height ||
-      in->dims[3] != ds->width) {
-    fprintf(stderr, "hawq: %s: needs one image input of %dx%dx%d (CxHxW) to match the %s\n", model,
-            ds->channels, ds->height, ds->width, ds->source);
-    rc = CLI_BAD_INPUT;
-    goto done;
-  }
+  if ((rc = cli_check_image_input(model, g, ds))) goto done;
   /* Check the bit configuration against the graph before the (slower) calibration. */
   hawq_qlayer *layers = NULL;
   int n_layers = 0;

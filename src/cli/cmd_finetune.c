@@ -222,14 +222,7 @@ int cmd_finetune(int argc, char **argv) {
     goto done;
   }
   const hawq_preprocess pp = g->preprocess;
-  const hawq_tensor *in = g->n_inputs == 1 ? &g->tensors[g->inputs[0]] : NULL;
-  if (!in || in->rank != 4 || in->dims[1] != train->channels || in->dims[2] != train->height ||
-      in->dims[3] != train->width) {
-    fprintf(stderr, "hawq: %s: needs one image input of %dx%dx%d (CxHxW) to match the %s\n", model,
-            train->channels, train->height, train->width, train->source);
-    rc = CLI_BAD_INPUT;
-    goto done;
-  }
+  if ((rc = cli_check_image_input(model, g, train))) goto done;
   hawq_qlayer *layers = NULL;
   int n_layers = 0;
   if (hawq_resolve_bits(g, &cfg, &layers, &n_layers, &err)) {
