@@ -26,6 +26,7 @@ static float clamp_bound(int32_t b) {
 
 void hawq_fakequant_forward(const float *in, float *out, int64_t n, double scale, int32_t lo,
                             int32_t hi, int threads) {
+  (void)threads; /* used only by the OpenMP pragmas */
   const float s = (float)scale, inv = (float)(1.0 / scale);
   const float flo = clamp_bound(lo), fhi = clamp_bound(hi);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n > 32768)
@@ -39,6 +40,7 @@ void hawq_fakequant_forward(const float *in, float *out, int64_t n, double scale
 
 void hawq_fakequant_backward(const float *in, const float *dout, float *din, int64_t n,
                              double scale, int32_t lo, int32_t hi, int threads) {
+  (void)threads; /* used only by the OpenMP pragmas */
   const float inv = (float)(1.0 / scale), flo = clamp_bound(lo), fhi = clamp_bound(hi);
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n > 32768)
   for (int64_t i = 0; i < n; i++) {
@@ -49,6 +51,7 @@ void hawq_fakequant_backward(const float *in, const float *dout, float *din, int
 
 void hawq_fakequant_rows_forward(const float *in, float *out, int64_t rows, int64_t per, int bits,
                                  int threads) {
+  (void)threads; /* used only by the OpenMP pragmas */
   const double top = (double)((1 << (bits - 1)) - 1);
 #pragma omp parallel for num_threads(threads) \
     schedule(static) if (threads > 1 && rows * per > 65536)
@@ -75,6 +78,7 @@ void hawq_fakequant_given_forward(const float *in, const float *scales, float *o
 }
 
 void hawq_min_max(const float *x, int64_t n, float *min, float *max, int threads) {
+  (void)threads; /* used only by the OpenMP pragmas */
   float lo = x[0], hi = x[0];
 #pragma omp parallel for simd num_threads(threads) schedule(static) reduction(min   \
                                                                               : lo) \
