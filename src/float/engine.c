@@ -306,7 +306,18 @@ hawq_status hawq_float_plan_create(const hawq_graph *g, const hawq_float_plan_op
   }
   usage(g, uses, last);
   if ((st = hawq_dnnl_context_create(&p->dnnl, err))) goto done;
-  if ((st = prepare_nodes(p, uses, err))) goto done;
+#ifdef _OPENMP
+  /* oneDNN fixes a primitive's thread count when it is created, from this thread's OpenMP
+   * count: the plan's, or a 1-thread plan would run 2-thread kernels (and wait at their
+   * barriers for a second thread that a busy machine deschedules). */
+  int callers_threads = omp_get_max_threads();
+  omp_set_num_threads(p->threads);
+#endif
+  st = prepare_nodes(p, uses, err);
+#ifdef _OPENMP
+  omp_set_num_threads(callers_threads);
+#endif
+  if (st) goto done;
   int n_items = 0;
   p->arena_floats = plan_memory(p, last, items, &n_items);
   for (int k = 0; k < g->n_nodes; k++) {

@@ -365,22 +365,29 @@ hawq_status hawq_train_plan_create(hawq_graph *g, const hawq_train_options *opt,
   p->labels = calloc((size_t)p->batch, sizeof *p->labels);
   if (!p->workspace || !p->probs || !p->labels) goto oom;
   if ((st = hawq_dnnl_context_create(&p->dnnl, err))) goto done;
-  for (int k = 0; k < g->n_nodes; k++) {
+#ifdef _OPENMP
+  /* oneDNN fixes a primitive's thread count at creation, from this thread's OpenMP count. */
+  int callers_threads = omp_get_max_threads();
+  omp_set_num_threads(p->threads);
+#endif
+  bool out_of_memory = false;
+  for (int k = 0; k < g->n_nodes && !st && !out_of_memory; k++) {
     const hawq_node *n = &g->nodes[k];
     if (n->op == HAWQ_OP_CONV) {
       hawq_conv2d_shape s = hawq_conv2d_shape_of(g, n, (const int64_t(*)[HAWQ_MAX_RANK])p->dims);
       st = hawq_conv2d_train_create(&p->dnnl, &s, n->inputs[2] >= 0, &p->conv[k], err);
-      if (st) {
-        hawq_error_prefix(err, n->name);
-        goto done;
-      }
+      if (st) hawq_error_prefix(err, n->name);
     } else if (n->op == HAWQ_OP_BATCHNORM) {
       int64_t c = p->dims[n->inputs[0]][1];
       p->bn[k].mean = alloc_tracked(p, c);
       p->bn[k].rstd = alloc_tracked(p, c);
-      if (!p->bn[k].mean || !p->bn[k].rstd) goto oom;
+      out_of_memory = !p->bn[k].mean || !p->bn[k].rstd;
     }
   }
+#ifdef _OPENMP
+  omp_set_num_threads(callers_threads);
+#endif
+  if (out_of_memory) goto oom;
   goto done;
 oom:
   st = hawq_fail(err, HAWQ_ERR_NO_MEMORY,
