@@ -18,7 +18,12 @@ typedef enum node_kernel {
 } node_kernel;
 
 struct hawq_qrt_plan {
+  /* The model as the plan stores it: the caller's, with its own tensor array where 4-bit
+   * activations are stored one value per byte (plan.h); the nodes and names are the caller's. */
   const hawq_qmodel *m;
+  hawq_qmodel stored;
+  hawq_qtensor *stored_tensors;
+  int widened;
   hawq_isa isa;
   int threads, max_batch;
   size_t *offset;     /* per tensor: its slot in the arena (SIZE_MAX: the pixels, read in place) */
@@ -112,11 +117,69 @@ static size_t place_slots(const hawq_qmodel *m, int batch, bool keep_all, size_t
   return arena;
 }
 
-hawq_qrt_plan *hawq_qrt_plan_create(const hawq_qmodel *m, hawq_isa isa, int threads, int max_batch,
-                                    int flags) {
+/* Whether 4-bit tensor t is better stored one value per byte at level isa: a convolution on
+ * the VNNI kernels reads it, and those multiply bytes, so it would unpack every value of every
+ * tile (or of its padded image) before use. Measured per layer (docs/benchmarks.md), the unpack
+ * costs more than the halved bytes save; the producer's nibble packing goes too. */
+static bool store_as_bytes(const hawq_qmodel *m, int t, hawq_isa isa) {
+  if (isa != HAWQ_ISA_AVX512VNNI || !qrt_is_packed(m->tensors[t].type)) return false;
+  for (int i = 0; i < m->n_nodes; i++) {
+    const hawq_qnode *n = &m->nodes[i];
+    if (n->op == HAWQ_QOP_CONV && n->inputs[0] == t && qrt_convf_supported(m, n, isa)) return true;
+  }
+  return false;
+}
+
+/* The plan's stored model (see struct hawq_qrt_plan): U4 -> U8, I4 -> I8, same values and
+ * bounds, so every kernel computes the same integers. A max pool's input and output share their
+ * type (the model's contract), so either one's choice widens both. */
+static bool make_stored(hawq_qrt_plan *p, const hawq_qmodel *m, hawq_isa isa, int flags) {
+  p->stored = *m;
+  p->m = &p->stored;
+  if (flags & HAWQ_QRT_PLAN_PACKED_INT4) return true;
+  bool *wide = calloc((size_t)(m->n_tensors > 0 ? m->n_tensors : 1), sizeof(bool));
+  if (!wide) return false;
+  for (int t = 0; t < m->n_tensors; t++) {
+    wide[t] = store_as_bytes(m, t, isa);
+    p->widened += wide[t];
+  }
+  for (bool changed = p->widened > 0; changed;) {
+    changed = false;
+    for (int i = 0; i < m->n_nodes; i++) {
+      const hawq_qnode *n = &m->nodes[i];
+      if (n->op != HAWQ_QOP_MAXPOOL || wide[n->inputs[0]] == wide[n->output]) continue;
+      if (!qrt_is_packed(m->tensors[n->output].type)) continue;
+      wide[n->inputs[0]] = wide[n->output] = true;
+      p->widened++;
+      changed = true;
+    }
+  }
+  if (p->widened) {
+    p->stored_tensors = malloc(sizeof(hawq_qtensor) * (size_t)m->n_tensors);
+    if (!p->stored_tensors) {
+      free(wide);
+      return false;
+    }
+    memcpy(p->stored_tensors, m->tensors, sizeof(hawq_qtensor) * (size_t)m->n_tensors);
+    for (int t = 0; t < m->n_tensors; t++) {
+      hawq_qtensor *st = &p->stored_tensors[t];
+      if (wide[t]) st->type = st->type == HAWQ_QT_U4 ? HAWQ_QT_U8 : HAWQ_QT_I8;
+    }
+    p->stored.tensors = p->stored_tensors;
+  }
+  free(wide);
+  return true;
+}
+
+hawq_qrt_plan *hawq_qrt_plan_create(const hawq_qmodel *m_in, hawq_isa isa, int threads,
+                                    int max_batch, int flags) {
   hawq_qrt_plan *p = calloc(1, sizeof *p);
   if (!p) return NULL;
-  p->m = m;
+  if (!make_stored(p, m_in, isa, flags)) {
+    free(p);
+    return NULL;
+  }
+  const hawq_qmodel *m = p->m;
   p->isa = isa;
   p->threads = threads < 1 ? 1 : threads;
   p->max_batch = max_batch < 1 ? 1 : max_batch;
@@ -179,6 +242,7 @@ fail:
 
 void hawq_qrt_plan_destroy(hawq_qrt_plan *p) {
   if (!p) return;
+  free(p->stored_tensors);
   free(p->offset);
   free(p->kernel);
   free(p->packed);
@@ -193,7 +257,8 @@ hawq_qrt_plan_stats hawq_qrt_plan_get_stats(const hawq_qrt_plan *p) {
                            .arena_bytes = p->arena_bytes,
                            .all_slots_bytes = p->all_slots_bytes,
                            .scratch_bytes = p->scratch_bytes,
-                           .packed_bytes = p->packed_bytes};
+                           .packed_bytes = p->packed_bytes,
+                           .int4_as_bytes = p->widened};
   for (int i = 0; i < p->m->n_nodes; i++) {
     const hawq_qnode *n = &p->m->nodes[i];
     if (n->op != HAWQ_QOP_CONV) continue;
@@ -209,6 +274,10 @@ size_t hawq_qrt_plan_workspace_size(const hawq_qrt_plan *p) {
 
 void *hawq_qrt_plan_tensor(const hawq_qrt_plan *p, void *ws, int t) {
   return p->offset[t] == SIZE_MAX ? NULL : (uint8_t *)ws + p->offset[t];
+}
+
+hawq_qtype hawq_qrt_plan_tensor_type(const hawq_qrt_plan *p, int t) {
+  return p->m->tensors[t].type;
 }
 
 int hawq_qrt_plan_node_fast(const hawq_qrt_plan *p, int i) {

@@ -10,6 +10,10 @@
  *     lowest offset that overlaps no placed slot alive at the same time. The caller's pixels
  *     are read in place. HAWQ_QRT_PLAN_KEEP_ALL gives every tensor its own slot instead, so
  *     every intermediate can be read after a run and any node re-run alone (per-layer timing).
+ *   - Storage: at the AVX-512 VNNI level, a 4-bit activation that a convolution reads is stored
+ *     one value per byte (U8 / I8 holding the same values) rather than two per byte: that level
+ *     multiplies bytes, and unpacking nibbles in every tile cost more than the halved bytes saved
+ *     (docs/benchmarks.md). HAWQ_QRT_PLAN_PACKED_INT4 keeps every 4-bit tensor packed.
  * The level must be one this CPU has (hawq_isa_best); the plan does not check again. */
 #ifndef HAWQ_QRT_PLAN_H
 #define HAWQ_QRT_PLAN_H
@@ -21,7 +25,7 @@
 
 typedef struct hawq_qrt_plan hawq_qrt_plan;
 
-enum { HAWQ_QRT_PLAN_KEEP_ALL = 1 };
+enum { HAWQ_QRT_PLAN_KEEP_ALL = 1, HAWQ_QRT_PLAN_PACKED_INT4 = 2 };
 
 /* A plan for m (borrowed: it must outlive the plan) for batches of 1..max_batch samples with up
  * to `threads` threads. NULL when out of memory, or when max_batch samples would not fit a
@@ -38,6 +42,7 @@ typedef struct hawq_qrt_plan_stats {
   size_t all_slots_bytes;     /* what one slot per tensor would take */
   size_t scratch_bytes;       /* the largest op's scratch */
   size_t packed_bytes;        /* packed weights, biases, dyadics and tables held by the plan */
+  int int4_as_bytes;          /* 4-bit tensors stored one value per byte (see Storage) */
 } hawq_qrt_plan_stats;
 hawq_qrt_plan_stats hawq_qrt_plan_get_stats(const hawq_qrt_plan *p);
 
@@ -58,6 +63,10 @@ void hawq_qrt_plan_run_node(const hawq_qrt_plan *p, int i, const uint8_t *pixels
  * no slot (the pixels). Meaningful after a run for the output, and for every tensor of a
  * KEEP_ALL plan. */
 void *hawq_qrt_plan_tensor(const hawq_qrt_plan *p, void *ws, int t);
+
+/* The type tensor t is stored in by this plan: the model's, or U8 / I8 for a 4-bit tensor
+ * stored one value per byte (see Storage above). */
+hawq_qtype hawq_qrt_plan_tensor_type(const hawq_qrt_plan *p, int t);
 
 /* Whether node i runs on a kernel of the plan's level rather than the reference. */
 int hawq_qrt_plan_node_fast(const hawq_qrt_plan *p, int i);

@@ -1,6 +1,8 @@
 /* Execution plans (src/qrt/plan.h) on whole models: for every kernel level this CPU has, thread
  * counts 1-3 and batches 1 and 3, the logits of a memory-planned run and every tensor of a
- * KEEP_ALL run equal the reference runtime's (hawq_qrt_run) exactly. The memory plan is checked
+ * KEEP_ALL run equal the reference runtime's (hawq_qrt_run) exactly, with 4-bit activations
+ * stored as the plan chooses (one value per byte where a VNNI convolution reads them) and, where
+ * that differs, all packed. The memory plan is checked
  * independently: no two tensors alive at the same time share a byte, and the arena is no larger
  * than one slot per tensor. Models: the PyTorch fixture and the bundled model at 8, 4 and w4a8
  * bits, the Inception-style, conv-zoo and plain-CNN fixtures at 8 and 4 bits (all calibrated on
@@ -36,8 +38,29 @@ static void *alloc64(size_t n) {
   return p;
 }
 
-static int64_t tensor_bytes(const hawq_qmodel *m, int t, int batch) {
-  return batch * hawq_qtensor_bytes(&m->tensors[t]);
+/* Bytes of tensor t as plan p stores it (4-bit tensors may be stored one value per byte). */
+static int64_t tensor_bytes(const hawq_qmodel *m, const hawq_qrt_plan *p, int t, int batch) {
+  hawq_qtensor st = m->tensors[t];
+  st.type = hawq_qrt_plan_tensor_type(p, t);
+  return batch * hawq_qtensor_bytes(&st);
+}
+
+/* Whether the plan's copy of tensor t (stored as type pt) holds the reference's values. */
+static bool same_values(const hawq_qtensor *x, hawq_qtype pt, const uint8_t *got,
+                        const uint8_t *exp, int batch) {
+  if (pt == x->type) return !memcmp(got, exp, (size_t)(batch * hawq_qtensor_bytes(x)));
+  hawq_qtensor st = *x;
+  st.type = pt;
+  int64_t pixels = batch * x->h * x->w;
+  int64_t gb = hawq_qtensor_bytes(&st) / (x->h * x->w), eb = hawq_qtensor_bytes(x) / (x->h * x->w);
+  for (int64_t px = 0; px < pixels; px++) {
+    for (int64_t ch = 0; ch < x->c; ch++) {
+      if (hawq_qrow_get(pt, got + px * gb, ch) != hawq_qrow_get(x->type, exp + px * eb, ch)) {
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 /* No two tensors alive at once overlap (lifetimes restated: producer to last reader, the output
@@ -59,7 +82,7 @@ static void check_memory_plan(const hawq_qmodel *m, const hawq_qrt_plan *p, uint
   for (int a = 0; a < m->n_tensors; a++) {
     if (a == m->input) continue;
     size_t ao = (size_t)((uint8_t *)hawq_qrt_plan_tensor(p, ws, a) - ws);
-    size_t ae = ao + (size_t)tensor_bytes(m, a, s.max_batch);
+    size_t ae = ao + (size_t)tensor_bytes(m, p, a, s.max_batch);
     CHECK(ae <= s.arena_bytes, "%s: tensor %s ends at %zu, past the arena (%zu)", what,
           m->tensors[a].name, ae, s.arena_bytes);
     for (int b = a + 1; b < m->n_tensors; b++) {
@@ -67,7 +90,7 @@ static void check_memory_plan(const hawq_qmodel *m, const hawq_qrt_plan *p, uint
       bool together = m->tensors[a].producer <= last[b] && m->tensors[b].producer <= last[a];
       if (!together) continue;
       size_t bo = (size_t)((uint8_t *)hawq_qrt_plan_tensor(p, ws, b) - ws);
-      size_t be = bo + (size_t)tensor_bytes(m, b, s.max_batch);
+      size_t be = bo + (size_t)tensor_bytes(m, p, b, s.max_batch);
       CHECK(ae <= bo || be <= ao, "%s: tensors %s and %s are alive together and overlap", what,
             m->tensors[a].name, m->tensors[b].name);
     }
@@ -75,25 +98,36 @@ static void check_memory_plan(const hawq_qmodel *m, const hawq_qrt_plan *p, uint
   free(last);
 }
 
-/* m against the reference at every level, thread count and batch. */
-static void check_model(const hawq_qmodel *m, const uint8_t *pixels, const char *what,
-                        hawq_isa best) {
+/* m against the reference at every level, thread count and batch, with 4-bit tensors stored as
+ * the plan chooses and (where that differs) all packed. Returns how many 4-bit tensors the best
+ * level's plans store one value per byte. */
+static int check_model(const hawq_qmodel *m, const uint8_t *pixels, const char *what,
+                       hawq_isa best) {
   size_t ref_size = hawq_qrt_workspace_size(m, BATCH);
   void *ref = alloc64(ref_size);
   hawq_qrt_run(m, pixels, BATCH, ref, NULL);
   int64_t classes = m->tensors[m->output].c;
   int32_t *logits = malloc(sizeof(int32_t) * (size_t)(BATCH * classes));
   static const int batches[] = {1, BATCH};
+  int as_bytes = 0;
   for (int isa = 0; isa <= (int)best; isa++) {
     for (int threads = 1; threads <= 3; threads++) {
-      for (int bi = 0; bi < 2; bi++) {
-        int batch = batches[bi];
+      for (int bi = 0; bi < 4; bi++) {
+        int batch = batches[bi & 1], storage = bi < 2 ? 0 : HAWQ_QRT_PLAN_PACKED_INT4;
         char tag[256];
-        snprintf(tag, sizeof tag, "%s, %s, %d threads, batch %d", what,
-                 hawq_isa_name((hawq_isa)isa), threads, batch);
+        snprintf(tag, sizeof tag, "%s, %s, %d threads, batch %d%s", what,
+                 hawq_isa_name((hawq_isa)isa), threads, batch,
+                 storage ? ", 4-bit kept packed" : "");
         /* The memory-planned plan: logits. */
-        hawq_qrt_plan *p = hawq_qrt_plan_create(m, (hawq_isa)isa, threads, batch, 0);
+        hawq_qrt_plan *p = hawq_qrt_plan_create(m, (hawq_isa)isa, threads, batch, storage);
         REQUIRE(p, "%s: plan", tag);
+        int widened = hawq_qrt_plan_get_stats(p).int4_as_bytes;
+        if (isa == (int)best && !storage) as_bytes = widened;
+        if (storage && as_bytes == 0) { /* nothing widened: the same plan again */
+          hawq_qrt_plan_destroy(p);
+          continue;
+        }
+        CHECK(!storage || widened == 0, "%s: %d tensors widened", tag, widened);
         void *ws = alloc64(hawq_qrt_plan_workspace_size(p));
         check_memory_plan(m, p, ws, tag);
         hawq_qrt_plan_run(p, pixels, batch, ws, logits);
@@ -110,7 +144,8 @@ static void check_model(const hawq_qmodel *m, const uint8_t *pixels, const char 
         hawq_qrt_plan_destroy(p);
 
         /* KEEP_ALL: every tensor, to name the first node that differs. */
-        p = hawq_qrt_plan_create(m, (hawq_isa)isa, threads, batch, HAWQ_QRT_PLAN_KEEP_ALL);
+        p = hawq_qrt_plan_create(m, (hawq_isa)isa, threads, batch,
+                                 HAWQ_QRT_PLAN_KEEP_ALL | storage);
         REQUIRE(p, "%s: plan", tag);
         ws = alloc64(hawq_qrt_plan_workspace_size(p));
         hawq_qrt_plan_run(p, pixels, batch, ws, NULL);
@@ -118,7 +153,7 @@ static void check_model(const hawq_qmodel *m, const uint8_t *pixels, const char 
           int t = m->nodes[i].output;
           const uint8_t *got = hawq_qrt_plan_tensor(p, ws, t);
           const uint8_t *exp = hawq_qrt_tensor(m, ref, BATCH, t);
-          if (memcmp(got, exp, (size_t)tensor_bytes(m, t, batch))) {
+          if (!same_values(&m->tensors[t], hawq_qrt_plan_tensor_type(p, t), got, exp, batch)) {
             CHECK(0, "%s: node %d (%s, %s%s) differs from the reference", tag, i, m->nodes[i].name,
                   hawq_qop_name(m->nodes[i].op),
                   hawq_qrt_plan_node_fast(p, i) ? ", level kernel" : "");
@@ -135,6 +170,7 @@ static void check_model(const hawq_qmodel *m, const uint8_t *pixels, const char 
 done:
   free(logits);
   free(ref);
+  return as_bytes;
 }
 
 static void lowered(const char *path, const char *const *bits, int n_bits, test_rng *rng,
@@ -157,7 +193,18 @@ static void lowered(const char *path, const char *const *bits, int n_bits, test_
             err.msg);
     char what[512];
     snprintf(what, sizeof what, "%s at --bits %s", path, bits[i]);
-    check_model(m, ds->images, what, best);
+    int as_bytes = check_model(m, ds->images, what, best);
+    /* at the VNNI level, every 4-bit activation a convolution reads is stored as bytes */
+    bool conv_reads_4bit = false;
+    for (int j = 0; j < m->n_nodes; j++) {
+      const hawq_qnode *n = &m->nodes[j];
+      int in_bits = hawq_qtype_bits(m->tensors[n->inputs[0] < 0 ? m->input : n->inputs[0]].type);
+      conv_reads_4bit |= n->op == HAWQ_QOP_CONV && in_bits == 4;
+    }
+    if (best == HAWQ_ISA_AVX512VNNI) {
+      CHECK((as_bytes > 0) == conv_reads_4bit, "%s: %d 4-bit tensors stored as bytes", what,
+            as_bytes);
+    }
     hawq_qmodel_destroy(m);
     hawq_bit_config_free(&cfg);
   }
