@@ -37,6 +37,8 @@ static const char help[] =
     "  --batch B         images per run (default 1)\n"
     "  --int4-packed     keep 4-bit activations two per byte (by default the VNNI level\n"
     "                    stores those a convolution reads one per byte: faster)\n"
+    "  --no-fusion       run each requantization of the residual stream as its own pass\n"
+    "                    (by default the VNNI conv kernel that writes the stream does it)\n"
     "  --runs R          timed runs per figure (default 30); --warmup W untimed first (5)\n"
     "  --profile         also time every integer op as it runs, totalled by op type\n"
     "  --layers          also time each conv/FC layer alone at each of --layer-bits\n"
@@ -396,7 +398,7 @@ int cmd_bench(int argc, char **argv) {
   const char *bits = "8", *threads_s = NULL, *isa_name = NULL, *out_path = NULL, *save = NULL;
   const char *layer_bits_s = "4,8";
   long long batch = 1, runs = 30, warmup = 5, calib_images = 8, seed = 1;
-  bool layers = false, json = false, profile = false, int4_packed = false;
+  bool layers = false, json = false, profile = false, int4_packed = false, no_fusion = false;
   const cli_opt opts[] = {
       {"--bits", CLI_STRING, &bits, 0, 0},     {"--calib-images", CLI_INT, &calib_images, 1, 4096},
       {"--save", CLI_STRING, &save, 0, 0},     {"--threads", CLI_STRING, &threads_s, 0, 0},
@@ -405,7 +407,7 @@ int cmd_bench(int argc, char **argv) {
       {"--layers", CLI_FLAG, &layers, 0, 0},   {"--int4-packed", CLI_FLAG, &int4_packed, 0, 0},
       {"--profile", CLI_FLAG, &profile, 0, 0}, {"--layer-bits", CLI_STRING, &layer_bits_s, 0, 0},
       {"-o", CLI_STRING, &out_path, 0, 0},     {"--seed", CLI_INT, &seed, 0, (long long)1 << 62},
-      {"--json", CLI_FLAG, &json, 0, 0},
+      {"--json", CLI_FLAG, &json, 0, 0},       {"--no-fusion", CLI_FLAG, &no_fusion, 0, 0},
   };
   const char *path;
   int rc = cli_parse_model("bench", help, argc, argv, opts, sizeof opts / sizeof opts[0], &path);
@@ -413,7 +415,8 @@ int cmd_bench(int argc, char **argv) {
   bench_opts o = {.batch = (int)batch,
                   .runs = (int)runs,
                   .warmup = (int)warmup,
-                  .plan_flags = int4_packed ? HAWQ_QRT_PLAN_PACKED_INT4 : 0};
+                  .plan_flags = (int4_packed ? HAWQ_QRT_PLAN_PACKED_INT4 : 0) |
+                                (no_fusion ? HAWQ_QRT_PLAN_NO_FUSION : 0)};
   if ((rc = cli_parse_isa("bench", isa_name, &o.isa))) return rc;
   if (threads_s) {
     if ((rc = parse_list("--threads", threads_s, 1, 1024, o.threads, &o.n_threads))) return rc;
@@ -495,6 +498,7 @@ int cmd_bench(int argc, char **argv) {
     cJSON_AddNumberToObject(e, "scratch_bytes", (double)s.scratch_bytes);
     cJSON_AddNumberToObject(e, "packed_bytes", (double)s.packed_bytes);
     cJSON_AddNumberToObject(e, "int4_tensors_as_bytes", s.int4_as_bytes);
+    cJSON_AddNumberToObject(e, "fused_requants", s.fused_requants);
     cJSON_AddItemToArray(e2e, e);
     if (!json) {
       printf(
@@ -507,6 +511,9 @@ int cmd_bench(int argc, char **argv) {
           "packed weights %.2f MB%s\n",
           s.arena_bytes / 1e6, s.all_slots_bytes / 1e6, s.scratch_bytes / 1e6, s.packed_bytes / 1e6,
           s.int4_as_bytes ? "; 4-bit activations read by convs as bytes" : "");
+      if (s.fused_requants) {
+        printf("  %d requantizations fused into their convolutions\n", s.fused_requants);
+      }
     }
     bench_run_free(&r);
   }

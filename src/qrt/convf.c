@@ -47,6 +47,7 @@ static bool geometry(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cf
   pl->xt = (int32_t)x->type, pl->yt = (int32_t)y->type, pl->rt = res ? (int32_t)res->type : -1;
   pl->ylo = y->lo, pl->yhi = y->hi;
   pl->rd = n->residual_dyadic;
+  pl->y2t = -1;
   pl->h = x->h, pl->w = x->w, pl->c = x->c;
   pl->p = y->h, pl->q = y->w, pl->k = y->c;
   pl->groups = n->groups;
@@ -159,6 +160,27 @@ bool qrt_convf_supported(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa
 size_t qrt_convf_packed_size(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa) {
   cf_plan pl;
   return geometry(m, n, isa, &pl) ? (size_t)pl.total : 0;
+}
+
+bool qrt_convf_can_fuse_requant(const hawq_qmodel *m, const hawq_qnode *n, const hawq_qnode *rq,
+                                hawq_isa isa) {
+  cf_plan pl;
+  if (isa != HAWQ_ISA_AVX512VNNI || !geometry(m, n, isa, &pl) || pl.dwc) return false;
+  if (rq->op != HAWQ_QOP_REQUANT || rq->inputs[0] != n->output) return false;
+  const hawq_qtensor *y2 = &m->tensors[rq->output];
+  hawq_dyadic d = rq->dyadic[0];
+  return pl.yt == HAWQ_QT_I16 && (y2->type == HAWQ_QT_U8 || y2->type == HAWQ_QT_I8) &&
+         y2->h == pl.p && y2->w == pl.q && y2->c == pl.k && d.m != 0 && d.c >= 17 && d.c <= 62;
+}
+
+void qrt_convf_fuse_requant(const hawq_qmodel *m, const hawq_qnode *rq, void *packed) {
+  cf_plan *pl = (cf_plan *)packed;
+  const hawq_qtensor *y2 = &m->tensors[rq->output];
+  pl->y2t = (int32_t)y2->type;
+  pl->y2lo = y2->lo, pl->y2hi = y2->hi;
+  pl->qd = rq->dyadic[0];
+  pl->y2rb = qrt_row_bytes(y2->type, pl->k);
+  pl->y2sample = pl->p * pl->q * pl->y2rb;
 }
 
 size_t qrt_convf_scratch_size(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, int batch,
@@ -496,6 +518,7 @@ static void run_items(const cf_plan *pl, cf_tile_fn fn, const cf_ctx *cx, int64_
       c.img = cx->img + b * pl->xsample;
       c.res = cx->res ? cx->res + b * pl->rsample : NULL;
       c.y = cx->y + b * pl->ysample;
+      c.y2 = cx->y2 ? cx->y2 + b * pl->y2sample : NULL;
     }
     if (pl->unpack_tiles) { /* tile-major order (kmajor is 0): a tile's k-groups follow it */
       if (&tiles[i_1] != unpacked || b != unpacked_b) {
@@ -520,8 +543,8 @@ static void run_items(const cf_plan *pl, cf_tile_fn fn, const cf_ctx *cx, int64_
 }
 
 void qrt_convf_run(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, const void *packed,
-                   const uint8_t *x, const uint8_t *res, uint8_t *y, void *scratch, int batch,
-                   int threads) {
+                   const uint8_t *x, const uint8_t *res, uint8_t *y, uint8_t *y2, void *scratch,
+                   int batch, int threads) {
   (void)m, (void)n; /* everything the kernels read is in the packed form */
   (void)threads;    /* (without OpenMP) */
   const cf_plan *pl = (const cf_plan *)packed;
@@ -534,7 +557,7 @@ void qrt_convf_run(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cons
   {
     int64_t i0, i1;
     if (pl->inplace) {
-      cf_ctx cx = {x, res, y, NULL};
+      cf_ctx cx = {x, res, y, NULL, pl->y2t >= 0 ? y2 : NULL};
       int thread = 0;
 #ifdef _OPENMP
       thread = omp_get_thread_num();
@@ -547,7 +570,8 @@ void qrt_convf_run(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cons
         qrt_thread_range(pl->hp, &r0, &r1);
         fill_rows(pl, x + b * pl->xsample, img, r0, r1);
 #pragma omp barrier
-        cf_ctx cx = {img, res ? res + b * pl->rsample : NULL, y + b * pl->ysample, NULL};
+        cf_ctx cx = {img, res ? res + b * pl->rsample : NULL, y + b * pl->ysample, NULL,
+                     pl->y2t >= 0 ? y2 + b * pl->y2sample : NULL};
         qrt_thread_range(per_sample, &i0, &i1);
         run_items(pl, fn, &cx, i0, i1, false, NULL);
         if (b + 1 < batch) {

@@ -172,6 +172,43 @@ AINLINE __m512i mul_hi(__m512i x, __m512i me, __m512i mo, __m512i rnd_e, __m512i
   return _mm512_mask_shuffle_epi32(o, (__mmask16)0x5555, e, (_MM_PERM_ENUM)0x31);
 }
 
+/* The fused requantization (cf_plan.y2t >= 0) of 16 clamped 16-bit outputs v, stored at channel
+ * ch of row p: clamp(rescale(v, qd), y2lo, y2hi) as bytes. |v| <= 2^15, so for c >= 32 the
+ * rescale is the high half of v * m + 2^(c-1) shifted by c - 32 (fast_value's), and for
+ * 17 <= c < 32 the 32-bit form of the residual's (fast_consts, res32). */
+typedef struct second_consts {
+  __m512i m, rnd, d;           /* c >= 32 */
+  __m512i mhi, mlo, rnd32, sh; /* c < 32 */
+  __m512i lo, hi;
+  bool big_c;
+} second_consts;
+
+static void second_init(const cf_plan *pl, second_consts *k) {
+  hawq_dyadic q = pl->qd;
+  k->big_c = q.c >= 32;
+  k->m = _mm512_set1_epi64(q.m);
+  k->rnd = _mm512_set1_epi64((int64_t)1 << (q.c - 1));
+  k->d = _mm512_set1_epi32(k->big_c ? q.c - 32 : 0);
+  k->mhi = _mm512_set1_epi32(q.m >> 16);
+  k->mlo = _mm512_set1_epi32(q.m & 0xFFFF);
+  k->rnd32 = _mm512_set1_epi32(k->big_c ? 0 : 1 << (q.c - 17));
+  k->sh = _mm512_set1_epi32(k->big_c ? 0 : q.c - 16);
+  k->lo = _mm512_set1_epi32(pl->y2lo), k->hi = _mm512_set1_epi32(pl->y2hi);
+}
+
+AINLINE void store_second(const second_consts *k, uint8_t *p, int64_t ch, int valid, __m512i v) {
+  __m512i w;
+  if (k->big_c) {
+    w = _mm512_srav_epi32(mul_hi(v, k->m, k->m, k->rnd, k->rnd), k->d);
+  } else {
+    __m512i u = _mm512_add_epi32(_mm512_mullo_epi32(v, k->mhi), k->rnd32);
+    u = _mm512_add_epi32(u, _mm512_srai_epi32(_mm512_mullo_epi32(v, k->mlo), 16));
+    w = _mm512_srav_epi32(u, k->sh);
+  }
+  w = _mm512_min_epi32(_mm512_max_epi32(w, k->lo), k->hi);
+  _mm_mask_storeu_epi8(p + ch, (__mmask16)((1u << valid) - 1), _mm512_cvtepi32_epi8(w));
+}
+
 /* The fast epilogue of one block over the tile's pixels (YT, RES, SAT constant after inlining):
  * v = clamp(((acc * m + 2^(c-1)) >> 32) >> d [+ the residual's, alike], lo, hi). SAT: the
  * output is U8 [0, 255] or I8 [-128, 127], whose saturating narrowing is the clamp. */
@@ -227,11 +264,18 @@ AINLINE void fast_block(const hawq_qtype YT, const bool RES, const bool SAT, con
   const uint8_t *rr = RES ? cx->res + pix * rrb : NULL;
   const __mmask16 m16 = (__mmask16)((1u << valid) - 1);
   const int npix = t->ma + t->mb, ma = t->ma;
+  /* the fused requantization: only of 16-bit outputs (qrt_convf_can_fuse_requant) */
+  const bool second = YT == HAWQ_QT_I16 && cx->y2;
+  const int64_t y2rb = pl->y2rb;
+  uint8_t *y2r = second ? cx->y2 + pix * y2rb : NULL;
+  second_consts k2 = {0};
+  if (second) second_init(pl, &k2);
   for (int i = 0; i < npix; i++, acc += stride, yr += yrb, rr = RES ? rr + rrb : rr) {
     if (i == ma) { /* the tile's second row */
       pix = (int64_t)(t->p + 1) * pl->q + t->q0;
       yr = cx->y + pix * yrb;
       if (RES) rr = cx->res + pix * rrb;
+      if (second) y2r = cx->y2 + pix * y2rb;
     }
     __m512i v = fast_value(RES, k, rt, _mm512_load_si512((const void *)acc), rr, ch, valid);
     if (SAT && YT == HAWQ_QT_U8) {
@@ -240,7 +284,12 @@ AINLINE void fast_block(const hawq_qtype YT, const bool RES, const bool SAT, con
     } else if (SAT && YT == HAWQ_QT_I8) {
       _mm_mask_storeu_epi8(yr + ch, m16, _mm512_cvtsepi32_epi8(v));
     } else {
-      store_out(YT, yr, ch, valid, _mm512_min_epi32(_mm512_max_epi32(v, k->lo), k->hi));
+      __m512i c = _mm512_min_epi32(_mm512_max_epi32(v, k->lo), k->hi);
+      store_out(YT, yr, ch, valid, c);
+      if (second) {
+        store_second(&k2, y2r, ch, valid, c);
+        y2r += y2rb;
+      }
     }
   }
 }
@@ -396,6 +445,8 @@ static void epilogue(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, 
     __m512i lo_e = SLOT(CF_EP_LO_E), lo_o = SLOT(CF_EP_LO_O);
     __m512i hi_e = SLOT(CF_EP_HI_E), hi_o = SLOT(CF_EP_HI_O);
 #undef SLOT
+    second_consts k2 = {0};
+    if (cx->y2) second_init(pl, &k2);
     for (int i = 0; i < npix; i++) {
       int64_t pix = i < t->ma ? (int64_t)t->p * pl->q + t->q0 + i
                               : (int64_t)(t->p + 1) * pl->q + t->q0 + (i - t->ma);
@@ -416,6 +467,7 @@ static void epilogue(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, 
       /* lane 2i + 1 takes o's low dword: vpshufd selecting dwords 0 and 2 into 1 and 3 */
       __m512i v = _mm512_mask_shuffle_epi32(e, (__mmask16)0xAAAA, o, (_MM_PERM_ENUM)0x80);
       store_out(yt, cx->y + pix * pl->yrb, ch, valid, v);
+      if (cx->y2) store_second(&k2, cx->y2 + pix * pl->y2rb, ch, valid, v);
     }
   }
 }

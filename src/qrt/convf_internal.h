@@ -58,6 +58,11 @@ typedef struct cf_plan {
   int32_t kmajor; /* work order: k-groups outermost (large weights), else tiles */
   int32_t dwc;    /* depthwise on VNNI (see cf_tile_dw_avx512vnni); groups is then 1 */
   hawq_dyadic rd; /* residual dyadic */
+  /* A fused requantization (qrt_convf_fuse_requant), y2t -1 without: a second output
+   * y2 = clamp(rescale(y, qd), y2lo, y2hi) of type y2t (U8 or I8) from the clamped 16-bit y */
+  int32_t y2t, y2lo, y2hi;
+  hawq_dyadic qd;
+  int64_t y2rb, y2sample;
   int64_t h, w, c, p, q, k, groups, cg, kg, r, s;
   int64_t sh, sw, dh, dw, pt, pl;
   int64_t hp, wp;        /* the image's rows and columns */
@@ -114,6 +119,7 @@ typedef struct cf_ctx {
   /* unpack_tiles: the tile's pixels, unpacked, its first row's then its second's (pixel
    * stride pcb); NULL otherwise */
   const uint8_t *tile_px;
+  uint8_t *y2; /* the sample's fused second output (y2t >= 0), else NULL */
 } cf_ctx;
 
 /* The per-level tile kernels: computes tile t of k-group j of group g of one sample. */

@@ -14,7 +14,8 @@ typedef enum node_kernel {
   RUN_REFERENCE,   /* the scalar reference kernel of its op */
   RUN_INPUT_TABLE, /* INPUT by its table (packed[i]) */
   RUN_CONVF,       /* the level's conv kernel on packed[i] */
-  RUN_OPS_FAST     /* the level's vectorised op */
+  RUN_OPS_FAST,    /* the level's vectorised op */
+  RUN_FUSED        /* a REQUANT computed by its producer's conv kernel (fused_into) */
 } node_kernel;
 
 struct hawq_qrt_plan {
@@ -23,7 +24,8 @@ struct hawq_qrt_plan {
   const hawq_qmodel *m;
   hawq_qmodel stored;
   hawq_qtensor *stored_tensors;
-  int widened;
+  int widened, fusions;
+  int *fused_into; /* per node: the REQUANT node a fast conv also computes, or -1 */
   hawq_isa isa;
   int threads, max_batch;
   size_t *offset;     /* per tensor: its slot in the arena (SIZE_MAX: the pixels, read in place) */
@@ -136,10 +138,16 @@ static bool store_as_bytes(const hawq_qmodel *m, int t, hawq_isa isa) {
 static bool make_stored(hawq_qrt_plan *p, const hawq_qmodel *m, hawq_isa isa, int flags) {
   p->stored = *m;
   p->m = &p->stored;
-  if (flags & HAWQ_QRT_PLAN_PACKED_INT4) return true;
-  bool *wide = calloc((size_t)(m->n_tensors > 0 ? m->n_tensors : 1), sizeof(bool));
-  if (!wide) return false;
-  for (int t = 0; t < m->n_tensors; t++) {
+  size_t nt = (size_t)(m->n_tensors > 0 ? m->n_tensors : 1);
+  p->stored_tensors = malloc(sizeof(hawq_qtensor) * nt);
+  bool *wide = calloc(nt, sizeof(bool));
+  if (!p->stored_tensors || !wide) {
+    free(wide);
+    return false;
+  }
+  memcpy(p->stored_tensors, m->tensors, sizeof(hawq_qtensor) * (size_t)m->n_tensors);
+  p->stored.tensors = p->stored_tensors;
+  for (int t = 0; t < m->n_tensors && !(flags & HAWQ_QRT_PLAN_PACKED_INT4); t++) {
     wide[t] = store_as_bytes(m, t, isa);
     p->widened += wide[t];
   }
@@ -154,20 +162,34 @@ static bool make_stored(hawq_qrt_plan *p, const hawq_qmodel *m, hawq_isa isa, in
       changed = true;
     }
   }
-  if (p->widened) {
-    p->stored_tensors = malloc(sizeof(hawq_qtensor) * (size_t)m->n_tensors);
-    if (!p->stored_tensors) {
-      free(wide);
-      return false;
-    }
-    memcpy(p->stored_tensors, m->tensors, sizeof(hawq_qtensor) * (size_t)m->n_tensors);
-    for (int t = 0; t < m->n_tensors; t++) {
-      hawq_qtensor *st = &p->stored_tensors[t];
-      if (wide[t]) st->type = st->type == HAWQ_QT_U4 ? HAWQ_QT_U8 : HAWQ_QT_I8;
-    }
-    p->stored.tensors = p->stored_tensors;
+  for (int t = 0; t < m->n_tensors; t++) {
+    hawq_qtensor *st = &p->stored_tensors[t];
+    if (wide[t]) st->type = st->type == HAWQ_QT_U4 ? HAWQ_QT_U8 : HAWQ_QT_I8;
   }
   free(wide);
+  return true;
+}
+
+/* Fusions on the stored model: a REQUANT of a fast conv's 16-bit output (the residual stream
+ * requantized for the next block) becomes a second output of that conv's kernel, which has the
+ * clamped value in a register: one pass over the tensor fewer. The REQUANT's output is then
+ * written by the conv, so its lifetime starts there (its producer in the stored model). */
+static bool plan_fusions(hawq_qrt_plan *p, hawq_isa isa, int flags) {
+  const hawq_qmodel *m = p->m;
+  p->fused_into = malloc(sizeof(int) * (size_t)(m->n_nodes > 0 ? m->n_nodes : 1));
+  if (!p->fused_into) return false;
+  for (int i = 0; i < m->n_nodes; i++) p->fused_into[i] = -1;
+  if (flags & HAWQ_QRT_PLAN_NO_FUSION) return true;
+  for (int i = 0; i < m->n_nodes; i++) {
+    const hawq_qnode *rq = &m->nodes[i];
+    if (rq->op != HAWQ_QOP_REQUANT) continue;
+    int conv = m->tensors[rq->inputs[0]].producer;
+    if (conv < 0 || p->fused_into[conv] >= 0) continue;
+    if (!qrt_convf_can_fuse_requant(m, &m->nodes[conv], rq, isa)) continue;
+    p->fused_into[conv] = i;
+    p->stored_tensors[rq->output].producer = conv;
+    p->fusions++;
+  }
   return true;
 }
 
@@ -175,8 +197,8 @@ hawq_qrt_plan *hawq_qrt_plan_create(const hawq_qmodel *m_in, hawq_isa isa, int t
                                     int max_batch, int flags) {
   hawq_qrt_plan *p = calloc(1, sizeof *p);
   if (!p) return NULL;
-  if (!make_stored(p, m_in, isa, flags)) {
-    free(p);
+  if (!make_stored(p, m_in, isa, flags) || !plan_fusions(p, isa, flags)) {
+    hawq_qrt_plan_destroy(p);
     return NULL;
   }
   const hawq_qmodel *m = p->m;
@@ -204,6 +226,8 @@ hawq_qrt_plan *hawq_qrt_plan_create(const hawq_qmodel *m_in, hawq_isa isa, int t
       p->kernel[i] = RUN_INPUT_TABLE;
       packed_at[i] = p->packed_bytes;
       p->packed_bytes += align64(qrt_input_table_size(m, n));
+    } else if (n->op == HAWQ_QOP_REQUANT && m->tensors[n->output].producer != i) {
+      p->kernel[i] = RUN_FUSED;
     } else if (qrt_ops_fast_supported(m, n, isa)) {
       p->kernel[i] = RUN_OPS_FAST;
     }
@@ -231,6 +255,9 @@ hawq_qrt_plan *hawq_qrt_plan_create(const hawq_qmodel *m_in, hawq_isa isa, int t
       qrt_input_table_build(m, &m->nodes[i], p->packed[i]);
     } else {
       qrt_convf_pack(m, &m->nodes[i], isa, p->packed[i]);
+      if (p->fused_into[i] >= 0) {
+        qrt_convf_fuse_requant(m, &m->nodes[p->fused_into[i]], p->packed[i]);
+      }
     }
   }
   free(packed_at);
@@ -243,6 +270,7 @@ fail:
 void hawq_qrt_plan_destroy(hawq_qrt_plan *p) {
   if (!p) return;
   free(p->stored_tensors);
+  free(p->fused_into);
   free(p->offset);
   free(p->kernel);
   free(p->packed);
@@ -258,7 +286,8 @@ hawq_qrt_plan_stats hawq_qrt_plan_get_stats(const hawq_qrt_plan *p) {
                            .all_slots_bytes = p->all_slots_bytes,
                            .scratch_bytes = p->scratch_bytes,
                            .packed_bytes = p->packed_bytes,
-                           .int4_as_bytes = p->widened};
+                           .int4_as_bytes = p->widened,
+                           .fused_requants = p->fusions};
   for (int i = 0; i < p->m->n_nodes; i++) {
     const hawq_qnode *n = &p->m->nodes[i];
     if (n->op != HAWQ_QOP_CONV) continue;
@@ -302,6 +331,9 @@ void hawq_qrt_plan_run_node(const hawq_qrt_plan *p, int i, const uint8_t *pixels
       break;
     case RUN_CONVF:
       qrt_convf_run(m, n, p->isa, p->packed[i], a.in[0], n->n_inputs == 2 ? a.in[1] : NULL, a.out,
+                    p->fused_into[i] >= 0
+                        ? hawq_qrt_plan_tensor(p, ws, m->nodes[p->fused_into[i]].output)
+                        : NULL,
                     a.scratch, batch, p->threads);
       break;
     case RUN_OPS_FAST:
@@ -309,6 +341,8 @@ void hawq_qrt_plan_run_node(const hawq_qrt_plan *p, int i, const uint8_t *pixels
       break;
     case RUN_REFERENCE:
       qrt_run_node_reference(m, n, &a);
+      break;
+    case RUN_FUSED: /* written by its producer's kernel */
       break;
   }
 }

@@ -14,6 +14,10 @@
  *     one value per byte (U8 / I8 holding the same values) rather than two per byte: that level
  *     multiplies bytes, and unpacking nibbles in every tile cost more than the halved bytes saved
  *     (docs/benchmarks.md). HAWQ_QRT_PLAN_PACKED_INT4 keeps every 4-bit tensor packed.
+ *   - Fusion: at the VNNI level, a REQUANT of a convolution's 16-bit output (the residual
+ *     stream requantized for the next block's convolutions) is computed by that convolution's
+ *     kernel as a second output, from each value as it is stored; the REQUANT node then does
+ *     nothing, and a per-node time counts it in the conv's. HAWQ_QRT_PLAN_NO_FUSION turns it off.
  * The level must be one this CPU has (hawq_isa_best); the plan does not check again. */
 #ifndef HAWQ_QRT_PLAN_H
 #define HAWQ_QRT_PLAN_H
@@ -25,7 +29,7 @@
 
 typedef struct hawq_qrt_plan hawq_qrt_plan;
 
-enum { HAWQ_QRT_PLAN_KEEP_ALL = 1, HAWQ_QRT_PLAN_PACKED_INT4 = 2 };
+enum { HAWQ_QRT_PLAN_KEEP_ALL = 1, HAWQ_QRT_PLAN_PACKED_INT4 = 2, HAWQ_QRT_PLAN_NO_FUSION = 4 };
 
 /* A plan for m (borrowed: it must outlive the plan) for batches of 1..max_batch samples with up
  * to `threads` threads. NULL when out of memory, or when max_batch samples would not fit a
@@ -43,6 +47,7 @@ typedef struct hawq_qrt_plan_stats {
   size_t scratch_bytes;       /* the largest op's scratch */
   size_t packed_bytes;        /* packed weights, biases, dyadics and tables held by the plan */
   int int4_as_bytes;          /* 4-bit tensors stored one value per byte (see Storage) */
+  int fused_requants;         /* REQUANT nodes computed by their conv's kernel (see Fusion) */
 } hawq_qrt_plan_stats;
 hawq_qrt_plan_stats hawq_qrt_plan_get_stats(const hawq_qrt_plan *p);
 

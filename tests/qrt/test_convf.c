@@ -4,7 +4,9 @@
  * nibbles included) for every level this CPU has, with 1, 2 and 3 threads. Shapes: odd channel
  * counts, K and C off the block sizes, strides 1-3, dilation, asymmetric padding, groups and
  * depthwise, 1x1 to 7x7 and FC kernels, batch 1-3, 4- and 8-bit inputs, weights and outputs,
- * residuals of every type, zero dyadics, and accumulators at the validated int32 bound.
+ * residuals of every type, zero dyadics, and accumulators at the validated int32 bound; with
+ * 16-bit outputs, a following requantization fused into the VNNI kernel (qrt_convf_fuse_requant)
+ * against the reference's own REQUANT.
  * Seed: argv[1] or HAWQ_TEST_SEED (printed either way). */
 #include <stdlib.h>
 
@@ -90,6 +92,7 @@ typedef struct conv_spec {
   int residual;
   int extreme; /* 0 random; +1 / -1: all x at one end, all weights +-max, bias at the bound */
   int xmode;   /* fill mode of x when extreme: 1 all hi, 2 all lo */
+  int fuse;    /* with a 16-bit y: y -> REQUANT -> y2, fused into the kernel where it can be */
 } conv_spec;
 
 /* A CONV with zero weights and bias from `from` to `to` (an operand's producer, the logits'
@@ -172,9 +175,25 @@ static hawq_qmodel *build(test_rng *rng, const conv_spec *s, int *node) {
                               : scale_dyadic(rng, xmax * wmax * (ilog2(len) + 1), yhalf);
   }
   if (res >= 0) n->residual_dyadic = scale_dyadic(rng, max_abs(s->rlo, s->rhi), yhalf);
+  int last = y; /* what the logits' placeholder reads */
+  if (s->yt == HAWQ_QT_I16 && s->fuse) {
+    int64_t lo, hi;
+    hawq_qtype t = rand_type(rng, (1u << HAWQ_QT_U8) | (1u << HAWQ_QT_I8), &lo, &hi);
+    last = hawq_qmodel_add_tensor(m, "y2", t, (int32_t)lo, (int32_t)hi, p, q, s->k, 0.5);
+    int rq = hawq_qmodel_add_node(m, HAWQ_QOP_REQUANT, "requant", 1, &y, last);
+    REQUIRE(rq == *node + 1, "add_node");
+    hawq_qnode *r = &m->nodes[rq];
+    r->n_dyadic = 1;
+    r->dyadic = xcalloc(1, sizeof *r->dyadic);
+    /* about the ratio of the ranges, or any shift the fused form takes (c in 17..62) */
+    r->dyadic[0] = test_rng_int(rng, 0, 1)
+                       ? scale_dyadic(rng, max_abs(s->ylo, s->yhi), max_abs(lo, hi))
+                       : (hawq_dyadic){(int32_t)test_rng_int(rng, 1 << 30, INT32_MAX),
+                                       (int32_t)test_rng_int(rng, 17, 62)};
+  }
   int logits = hawq_qmodel_add_tensor(m, "logits", HAWQ_QT_I32, INT32_MIN, INT32_MAX, 1, 1, 3, 1);
   int pad[4] = {0, 0, 0, 0};
-  placeholder(m, y, logits, (int)p, (int)q, pad);
+  placeholder(m, last, logits, (int)p, (int)q, pad);
   m->output = logits;
   return m;
 }
@@ -184,6 +203,7 @@ static hawq_qmodel *build(test_rng *rng, const conv_spec *s, int *node) {
 static const char *const isa_label[HAWQ_ISA_COUNT] = {"scalar", "avx2", "avx512vnni"};
 static int have[HAWQ_ISA_COUNT];
 static int64_t cases = 0, fast_runs[HAWQ_ISA_COUNT], unsupported[HAWQ_ISA_COUNT];
+static int64_t fused_runs = 0; /* runs with a fused requantization compared */
 static int64_t outputs_inside = 0, outputs_seen = 0;
 
 static void describe(const conv_spec *s, int batch, char *buf, size_t size) {
@@ -222,9 +242,13 @@ static void run_case(test_rng *rng, const conv_spec *s, const char *label, int b
     fill_tensor(rng, &m->tensors[n->inputs[1]], r, batch, 0);
     rd = r;
   }
-  hawq_qmodel view = *m; /* the conv alone: its inputs are in their slots */
+  /* the conv alone (and its requantization): its inputs are in their slots */
+  const hawq_qnode *rq = node + 1 < m->n_nodes && m->nodes[node + 1].op == HAWQ_QOP_REQUANT
+                             ? &m->nodes[node + 1]
+                             : NULL;
+  hawq_qmodel view = *m;
   view.nodes = m->nodes + node;
-  view.n_nodes = 1;
+  view.n_nodes = rq ? 2 : 1;
   uint8_t pixels[3] = {0, 0, 0}; /* batch x 1 x 1 x 1 */
   hawq_qrt_run(&view, pixels, batch, ws, NULL);
   const hawq_qtensor *y = &m->tensors[n->output];
@@ -250,22 +274,37 @@ static void run_case(test_rng *rng, const conv_spec *s, const char *label, int b
     CHECK(psize > 0, "%s: %s: packed size 0", label, isa_label[isa]);
     uint8_t *packed = xaligned(psize, 0x5A);
     qrt_convf_pack(m, n, (hawq_isa)isa, packed);
+    /* the requantization fused where it can be (the reference computed it on its own) */
+    bool fused = rq && qrt_convf_can_fuse_requant(m, n, rq, (hawq_isa)isa);
+    if (fused) qrt_convf_fuse_requant(m, rq, packed);
+    size_t y2bytes =
+        fused ? (size_t)batch * (size_t)hawq_qtensor_bytes(&m->tensors[rq->output]) : 0;
+    const uint8_t *want2 = fused ? hawq_qrt_tensor(m, ws, batch, rq->output) : NULL;
     for (int threads = 1; threads <= 3; threads++) {
       size_t ssize = qrt_convf_scratch_size(m, n, (hawq_isa)isa, batch, threads);
       uint8_t *scratch = xaligned(ssize, 0x3C);
       uint8_t *got = xaligned(ybytes, 0xA5 ^ threads);
-      qrt_convf_run(m, n, (hawq_isa)isa, packed, xd, rd, got, scratch, batch, threads);
+      uint8_t *got2 = fused ? xaligned(y2bytes, 0x96 ^ threads) : NULL;
+      qrt_convf_run(m, n, (hawq_isa)isa, packed, xd, rd, got, got2, scratch, batch, threads);
       fast_runs[isa]++;
-      size_t first = 0;
+      fused_runs += fused;
+      size_t first = 0, first2 = 0;
       while (first < ybytes && got[first] == want[first]) first++;
+      while (first2 < y2bytes && got2[first2] == want2[first2]) first2++;
       CHECK(first == ybytes,
             "%s: %s, %d threads: output byte %zu of %zu differs: got 0x%02x, expected 0x%02x "
             "(%s)",
             label, isa_label[isa], threads, first, ybytes, first < ybytes ? got[first] : 0,
             first < ybytes ? want[first] : 0, what);
+      CHECK(first2 == y2bytes,
+            "%s: %s, %d threads: fused requantization (c %d) byte %zu of %zu differs: got 0x%02x, "
+            "expected 0x%02x (%s)",
+            label, isa_label[isa], threads, rq ? rq->dyadic[0].c : 0, first2, y2bytes,
+            first2 < y2bytes ? got2[first2] : 0, first2 < y2bytes ? want2[first2] : 0, what);
       free(scratch);
       free(got);
-      if (first != ybytes) break;
+      free(got2);
+      if (first != ybytes || first2 != y2bytes) break;
     }
     free(packed);
   }
@@ -331,6 +370,8 @@ static void random_spec(test_rng *rng, conv_spec *s, int kind) {
   if (test_rng_int(rng, 0, 2) == 0) s->bits = 8;
   s->residual = test_rng_int(rng, 0, 2) == 0;
   s->rt = rand_type(rng, T_ALL, &s->rlo, &s->rhi);
+  s->fuse = (int)test_rng_int(rng, 0, 1);
+  if (s->fuse && test_rng_int(rng, 0, 1)) s->yt = HAWQ_QT_I16, type_range(s->yt, &s->ylo, &s->yhi);
 }
 
 static void test_random(test_rng *rng) {
@@ -487,6 +528,10 @@ int main(int argc, char **argv) {
       printf("test_convf: %s: %lld runs compared, %lld cases not handled\n", isa_label[isa],
              (long long)fast_runs[isa], (long long)unsupported[isa]);
     }
+  }
+  if (have[HAWQ_ISA_AVX512VNNI]) {
+    printf("test_convf: %lld runs with a fused requantization compared\n", (long long)fused_runs);
+    CHECK(fused_runs >= 100, "only %lld fused runs", (long long)fused_runs);
   }
   if (!have[HAWQ_ISA_AVX2] && !have[HAWQ_ISA_AVX512VNNI]) {
     printf("test_convf: no fast level on this CPU: skipped\n");

@@ -1,8 +1,9 @@
 /* Execution plans (src/qrt/plan.h) on whole models: for every kernel level this CPU has, thread
  * counts 1-3 and batches 1 and 3, the logits of a memory-planned run and every tensor of a
  * KEEP_ALL run equal the reference runtime's (hawq_qrt_run) exactly, with 4-bit activations
- * stored as the plan chooses (one value per byte where a VNNI convolution reads them) and, where
- * that differs, all packed. The memory plan is checked
+ * stored and requantizations fused as the plan chooses (at the VNNI level: one value per byte
+ * where a convolution reads them; the residual stream requantized by the conv that writes it)
+ * and, where that differs, all packed and unfused. The memory plan is checked
  * independently: no two tensors alive at the same time share a byte, and the arena is no larger
  * than one slot per tensor. Models: the PyTorch fixture and the bundled model at 8, 4 and w4a8
  * bits, the Inception-style, conv-zoo and plain-CNN fixtures at 8 and 4 bits (all calibrated on
@@ -98,36 +99,40 @@ static void check_memory_plan(const hawq_qmodel *m, const hawq_qrt_plan *p, uint
   free(last);
 }
 
-/* m against the reference at every level, thread count and batch, with 4-bit tensors stored as
- * the plan chooses and (where that differs) all packed. Returns how many 4-bit tensors the best
- * level's plans store one value per byte. */
-static int check_model(const hawq_qmodel *m, const uint8_t *pixels, const char *what,
-                       hawq_isa best) {
+/* m against the reference at every level, thread count and batch, with 4-bit tensors stored
+ * and requantizations fused as the plan chooses and (where that differs) all packed and unfused.
+ * Returns how many 4-bit tensors the best level's plans store one value per byte, and sets
+ * *best_fusions to how many requantizations they fuse. */
+static int check_model(const hawq_qmodel *m, const uint8_t *pixels, const char *what, hawq_isa best,
+                       int *best_fusions) {
   size_t ref_size = hawq_qrt_workspace_size(m, BATCH);
   void *ref = alloc64(ref_size);
   hawq_qrt_run(m, pixels, BATCH, ref, NULL);
   int64_t classes = m->tensors[m->output].c;
   int32_t *logits = malloc(sizeof(int32_t) * (size_t)(BATCH * classes));
   static const int batches[] = {1, BATCH};
-  int as_bytes = 0;
+  int as_bytes = 0, fusions = 0, best_as_bytes = 0;
   for (int isa = 0; isa <= (int)best; isa++) {
     for (int threads = 1; threads <= 3; threads++) {
       for (int bi = 0; bi < 4; bi++) {
-        int batch = batches[bi & 1], storage = bi < 2 ? 0 : HAWQ_QRT_PLAN_PACKED_INT4;
+        int batch = batches[bi & 1],
+            storage = bi < 2 ? 0 : HAWQ_QRT_PLAN_PACKED_INT4 | HAWQ_QRT_PLAN_NO_FUSION;
         char tag[256];
         snprintf(tag, sizeof tag, "%s, %s, %d threads, batch %d%s", what,
                  hawq_isa_name((hawq_isa)isa), threads, batch,
-                 storage ? ", 4-bit kept packed" : "");
+                 storage ? ", 4-bit kept packed, no fusion" : "");
         /* The memory-planned plan: logits. */
         hawq_qrt_plan *p = hawq_qrt_plan_create(m, (hawq_isa)isa, threads, batch, storage);
         REQUIRE(p, "%s: plan", tag);
-        int widened = hawq_qrt_plan_get_stats(p).int4_as_bytes;
-        if (isa == (int)best && !storage) as_bytes = widened;
-        if (storage && as_bytes == 0) { /* nothing widened: the same plan again */
+        hawq_qrt_plan_stats ps = hawq_qrt_plan_get_stats(p);
+        if (!storage) as_bytes = ps.int4_as_bytes, fusions = ps.fused_requants;
+        if (!storage && isa == (int)best) best_as_bytes = as_bytes, *best_fusions = fusions;
+        if (storage && as_bytes == 0 && fusions == 0) { /* the same plan again */
           hawq_qrt_plan_destroy(p);
           continue;
         }
-        CHECK(!storage || widened == 0, "%s: %d tensors widened", tag, widened);
+        CHECK(!storage || (ps.int4_as_bytes == 0 && ps.fused_requants == 0),
+              "%s: %d tensors widened, %d fusions", tag, ps.int4_as_bytes, ps.fused_requants);
         void *ws = alloc64(hawq_qrt_plan_workspace_size(p));
         check_memory_plan(m, p, ws, tag);
         hawq_qrt_plan_run(p, pixels, batch, ws, logits);
@@ -170,7 +175,7 @@ static int check_model(const hawq_qmodel *m, const uint8_t *pixels, const char *
 done:
   free(logits);
   free(ref);
-  return as_bytes;
+  return best_as_bytes;
 }
 
 static void lowered(const char *path, const char *const *bits, int n_bits, test_rng *rng,
@@ -193,7 +198,8 @@ static void lowered(const char *path, const char *const *bits, int n_bits, test_
             err.msg);
     char what[512];
     snprintf(what, sizeof what, "%s at --bits %s", path, bits[i]);
-    int as_bytes = check_model(m, ds->images, what, best);
+    int fusions = 0;
+    int as_bytes = check_model(m, ds->images, what, best, &fusions);
     /* at the VNNI level, every 4-bit activation a convolution reads is stored as bytes */
     bool conv_reads_4bit = false;
     for (int j = 0; j < m->n_nodes; j++) {
@@ -204,6 +210,8 @@ static void lowered(const char *path, const char *const *bits, int n_bits, test_
     if (best == HAWQ_ISA_AVX512VNNI) {
       CHECK((as_bytes > 0) == conv_reads_4bit, "%s: %d 4-bit tensors stored as bytes", what,
             as_bytes);
+      /* the residual networks' 16-bit streams are requantized by their convolutions */
+      CHECK(fusions > 0 || !strstr(path, "resnet"), "%s: no requantization fused", what);
     }
     hawq_qmodel_destroy(m);
     hawq_bit_config_free(&cfg);
@@ -235,7 +243,8 @@ int main(void) {
   int64_t n = BATCH * in->h * in->w * in->c;
   uint8_t *pixels = malloc((size_t)n);
   for (int64_t i = 0; i < n; i++) pixels[i] = (uint8_t)test_rng_int(&rng, 0, 255);
-  check_model(m, pixels, "tiny_v1.hqm", best);
+  int fusions = 0;
+  check_model(m, pixels, "tiny_v1.hqm", best, &fusions);
   free(pixels);
   hawq_qmodel_destroy(m);
   return test_report("test_plan");

@@ -361,8 +361,8 @@ static bool run_level(hawq_qmodel *m, const hawq_qnode *n, uint8_t *ws, const ui
     void *scratch = aligned_alloc(64, (scratch_size + 64) & ~(size_t)63);
     REQUIRE(packed && scratch, "out of memory");
     qrt_convf_pack(m, n, isa, packed);
-    qrt_convf_run(m, n, isa, packed, a.in[0], n->n_inputs == 2 ? a.in[1] : NULL, a.out, scratch,
-                  batch, a.threads);
+    qrt_convf_run(m, n, isa, packed, a.in[0], n->n_inputs == 2 ? a.in[1] : NULL, a.out, NULL,
+                  scratch, batch, a.threads);
     free(packed);
     free(scratch);
     return true;
