@@ -511,6 +511,7 @@ static void run_items(const cf_plan *pl, cf_tile_fn fn, const cf_ctx *cx, int64_
   int64_t q2 = qrt_quotient(q1, n1), i_1 = q1 - q2 * n1;
   int64_t b = qrt_quotient(q2, pl->groups), g = q2 - b * pl->groups;
   cf_ctx c = *cx;
+  const int64_t first_tile = i_1; /* (tile-major order) */
   const cf_tile *unpacked = NULL; /* the tile tile_buf holds, of sample unpacked_b */
   int64_t unpacked_b = -1;
   for (int64_t i = i0; i < i1; i++) {
@@ -530,6 +531,7 @@ static void run_items(const cf_plan *pl, cf_tile_fn fn, const cf_ctx *cx, int64_
     if (pl->kmajor) {
       fn(pl, &c, g, i_1, &tiles[i_0]);
     } else {
+      c.first_tile = i - i0 < pl->nkgrp && i_1 == first_tile;
       fn(pl, &c, g, i_0, &tiles[i_1]);
     }
     if (++i_0 == n0) {
@@ -557,7 +559,7 @@ void qrt_convf_run(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cons
   {
     int64_t i0, i1;
     if (pl->inplace) {
-      cf_ctx cx = {x, res, y, NULL, pl->y2t >= 0 ? y2 : NULL};
+      cf_ctx cx = {x, res, y, NULL, pl->y2t >= 0 ? y2 : NULL, false};
       int thread = 0;
 #ifdef _OPENMP
       thread = omp_get_thread_num();
@@ -570,8 +572,8 @@ void qrt_convf_run(const hawq_qmodel *m, const hawq_qnode *n, hawq_isa isa, cons
         qrt_thread_range(pl->hp, &r0, &r1);
         fill_rows(pl, x + b * pl->xsample, img, r0, r1);
 #pragma omp barrier
-        cf_ctx cx = {img, res ? res + b * pl->rsample : NULL, y + b * pl->ysample, NULL,
-                     pl->y2t >= 0 ? y2 + b * pl->y2sample : NULL};
+        cf_ctx cx = {img,  res ? res + b * pl->rsample : NULL,          y + b * pl->ysample,
+                     NULL, pl->y2t >= 0 ? y2 + b * pl->y2sample : NULL, false};
         qrt_thread_range(per_sample, &i0, &i1);
         run_items(pl, fn, &cx, i0, i1, false, NULL);
         if (b + 1 < batch) {

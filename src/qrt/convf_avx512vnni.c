@@ -490,10 +490,12 @@ void cf_tile_avx512vnni(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t 
   a.w = pk + pl->off_w + g * pl->wgrp_bytes + j * pl->wkg_bytes;
   /* In k-group-major order (weights too large to stay in L2 across tiles) the first tile of a
    * k-group streams its weights from L3 and the others find them in L2: those others fetch the
-   * next k-group meanwhile. (A prefetch never faults: the last k-group's shorter block count
+   * next k-group meanwhile. In tile-major order the thread's first tile streams every k-group:
+   * each fetches the next. (A prefetch never faults: the last k-group's shorter block count
    * is harmless.) */
   bool first_tile = t->p == 0 && t->q0 == 0;
-  a.pf = pl->kmajor && j + 1 < pl->nkgrp && !first_tile ? a.w + pl->wkg_bytes : NULL;
+  bool pf = pl->kmajor ? !first_tile : cx->first_tile;
+  a.pf = pf && j + 1 < pl->nkgrp ? a.w + pl->wkg_bytes : NULL;
   int64_t blk0 = j * pl->nmax;
   a.bias = (const int32_t *)(pk + pl->off_bias) + (g * pl->nblk + blk0) * 16;
   int nb = (int)(pl->nblk - blk0 < pl->nmax ? pl->nblk - blk0 : pl->nmax);

@@ -120,6 +120,9 @@ typedef struct cf_ctx {
    * stride pcb); NULL otherwise */
   const uint8_t *tile_px;
   uint8_t *y2; /* the sample's fused second output (y2t >= 0), else NULL */
+  /* tile-major order: this tile is the first this thread computes, so its k-groups' weights
+   * come from L3; each k-group prefetches the next one's into L2 */
+  bool first_tile;
 } cf_ctx;
 
 /* The per-level tile kernels: computes tile t of k-group j of group g of one sample. */
