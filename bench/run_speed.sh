@@ -57,7 +57,7 @@ cat > "$out/w4a8.json" <<'JSON'
 JSON
 
 # hbench HQM THREADS CPUS: the median ms of one hawq bench run.
-hbench() { printf '%.2f' "$(taskset -c "$3" "$HAWQ" bench "$1" --threads "$2" --runs "$RUNS" --warmup "$WARMUP" --json | tr -d '\n ' | field median_ms)"; }
+hbench() { printf '%.2f' "$(taskset -c "$3" "$HAWQ" bench "$1" --threads "$2" --runs "$RUNS" --warmup "$WARMUP" ${4:-} --json | tr -d '\n ' | field median_ms)"; }
 
 {
   echo "# Integer runtime speed ($(date -u +%Y-%m-%d), $(cpu_name))"
@@ -101,50 +101,63 @@ for m in $MODELS; do
 
   # Two threads, W4A8 and W4A4 (one sitting, same machine state).
   # (ROUNDS interleaved rounds again, medians; the INT8 1-thread figure is re-measured here)
-  l1="" l2="" l48="" l44=""
+  l1="" l2="" l48="" l44="" l44p=""
   r=0
   while [ $r -lt "$ROUNDS" ]; do
     l1="$l1 $(hbench "$out/${m}_int8.hqm" 1 0)"
     l2="$l2 $(hbench "$out/${m}_int8.hqm" 2 0,1)"
     l48="$l48 $(hbench "$out/${m}_w4a8.hqm" 1 0)"
     l44="$l44 $(hbench "$out/${m}_w4a4.hqm" 1 0)"
+    l44p="$l44p $(hbench "$out/${m}_w4a4.hqm" 1 0 --int4-packed)"
     r=$((r + 1))
   done
-  h1=$(median $l1) h2=$(median $l2) w48=$(median $l48) w44=$(median $l44)
+  h1=$(median $l1) h2=$(median $l2) w48=$(median $l48) w44=$(median $l44) w44p=$(median $l44p)
   b8=$("$HAWQ" info "$out/${m}_int8.hqm" --json | tr -d '\n ' | field weight_bytes)
   b4=$("$HAWQ" info "$out/${m}_w4a4.hqm" --json | tr -d '\n ' | field weight_bytes)
   extra="$extra
-| $m | $h1 | $h2 | $(printf '%.2f' "$(echo "$h1 / $h2" | bc -l)") | $w48 | $w44 | $b8 | $b4 | $(printf '%.3f' "$(echo "$b4 / $b8" | bc -l)") |"
+| $m | $h1 | $h2 | $(printf '%.2f' "$(echo "$h1 / $h2" | bc -l)") | $w48 | $w44 | $w44p | $b8 | $b4 | $(printf '%.3f' "$(echo "$b4 / $b8" | bc -l)") |"
 
-  # Per-layer latency table at 4 and 8 bits, 1 thread (the ILP's input).
-  taskset -c 0 "$HAWQ" bench "$f" --layers --threads 1 --runs "$RUNS" --warmup "$WARMUP" -o "$out/${m}_latency.json" > /dev/null
+  # Per-layer latency table at 4 and 8 bits, 1 thread (the ILP's input), ROUNDS times: the
+  # per-layer comparison below takes each layer's median over them (one run of a layer now and
+  # then catches the host's load).
+  r=0
+  while [ $r -lt "$ROUNDS" ]; do
+    taskset -c 0 "$HAWQ" bench "$f" --layers --threads 1 --runs "$RUNS" --warmup "$WARMUP" -o "$out/${m}_latency_r$r.json" > /dev/null
+    r=$((r + 1))
+  done
+  cp "$out/${m}_latency_r0.json" "$out/${m}_latency.json"
 done
 
 {
   echo
   echo "Threads and bit widths (hawq, medians over $ROUNDS interleaved rounds; 2 threads on cores 0-1). W4A8"
-  echo "and W4A4 keep no layer at 8 bits. Weight bytes include the int32 biases."
+  echo "and W4A4 keep no layer at 8 bits; 'packed' keeps every 4-bit activation two per byte"
+  echo "(--int4-packed). Weight bytes include the int32 biases."
   echo
-  echo "| model | INT8 1 thread | INT8 2 threads | scaling | W4A8 1 thread | W4A4 1 thread | INT8 weight bytes | W4A4 weight bytes | ratio |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| model | INT8 1 thread | INT8 2 threads | scaling | W4A8 1 thread | W4A4 1 thread | W4A4 packed 1 thread | INT8 weight bytes | W4A4 weight bytes | ratio |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   echo "$extra" | sed '/^$/d'
 } >> "$out/speed.md"
 
 # Per-layer: 3x3 convs' share of peak at INT8, and INT4 against INT8 on every layer.
-$PY - "$out" "$peak" $MODELS >> "$out/speed.md" <<'PY'
+$PY - "$out" "$peak" "$ROUNDS" $MODELS >> "$out/speed.md" <<'PY'
 import json, statistics, sys
-out, peak, models = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
-print("\nPer layer, one thread (`hawq bench --layers`, W8A8 and W4A4 with no layer pinned):\n")
+out, peak, rounds, models = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+print(f"\nPer layer, one thread (`hawq bench --layers`, W8A8 and W4A4 with no layer pinned, timed "
+      f"interleaved; over {rounds} runs of the table, each layer's median W8A8 time and median "
+      f"W4A4 / W8A8 ratio):\n")
 print("| model | 3x3 convs: GOP/s (median over layers) | % VNNI peak (median, min..max) | layers where W4A4 is faster | W4A4 / W8A8 worst layer | layers W4A4 > 1.05x W8A8 |")
 print("|---|---:|---:|---:|---:|---:|")
 for m in models:
-    t = json.load(open(f"{out}/{m}_latency.json"))
+    runs = [json.load(open(f"{out}/{m}_latency_r{r}.json")) for r in range(rounds)]
     rates, ratios, faster, slow = [], [], 0, []
-    for l in t["layers"]:
-        ms8, ms4 = l["ms"]["1"]["8"], l["ms"]["1"]["4"]
+    for i, l in enumerate(runs[0]["layers"]):
+        ms8 = statistics.median(t["layers"][i]["ms"]["1"]["8"] for t in runs)
+        # 4 and 8 bits are timed interleaved within a run: compare them within each run
+        r = statistics.median(t["layers"][i]["ms"]["1"]["4"] / t["layers"][i]["ms"]["1"]["8"]
+                              for t in runs)
         if l["kernel"] == [3, 3] and l["groups"] == 1:
             rates.append(2 * l["macs"] / (ms8 * 1e6))
-        r = ms4 / ms8
         ratios.append((r, l["name"]))
         faster += r < 1
         if r > 1.05:

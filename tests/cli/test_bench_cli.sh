@@ -53,6 +53,20 @@ levels="scalar"
 case "$best" in avx2) levels="scalar avx2" ;; avx512vnni) levels="scalar avx2 avx512vnni" ;; esac
 echo "test_bench_cli: levels on this CPU: $levels"
 
+# The plan's storage and fusion choices (VNNI only): a W4A4 ResNet stores the 4-bit activations
+# its convolutions read as bytes and fuses its residual stream's requantizations, and the
+# flags turn each off.
+num() { sed -n "s/.*\"$1\":[[:space:]]*\([0-9]*\).*/\1/p" "$tmp/out" | head -1; }
+if [ "$best" = avx512vnni ]; then
+  expect 0 '"fused_requants"' -- "$HAWQ" bench "$MODEL" --bits 4 --runs 1 --warmup 0 --threads 1 --json
+  [ "$(num int4_tensors_as_bytes)" -gt 0 ] && [ "$(num fused_requants)" -gt 0 ] ||
+    fail "bench --bits 4: nothing stored as bytes or fused: $(cat "$tmp/out")"
+  expect 0 '"fused_requants"' -- "$HAWQ" bench "$MODEL" --bits 4 --runs 1 --warmup 0 --threads 1 --json --int4-packed --no-fusion
+  [ "$(num int4_tensors_as_bytes)" = 0 ] && [ "$(num fused_requants)" = 0 ] ||
+    fail "bench --int4-packed --no-fusion: $(cat "$tmp/out")"
+  expect 0 "requantizations fused into their convolutions" -- "$HAWQ" bench "$MODEL" --bits 8 --runs 1 --warmup 0 --threads 1
+fi
+
 # eval and run: identical results at every level and thread count.
 if [ -d /usr/share/datasets/fashion-mnist ]; then
   ref=""
