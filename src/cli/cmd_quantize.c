@@ -5,7 +5,8 @@
  * Every stage runs this same executable as child processes (posix_spawn of /proc/self/exe, no
  * shell), with its stdout captured to the stage's file (a temporary file renamed on success) and
  * its stderr to DIR/<stage>.log. DIR/stages.json records each finished stage: its commands and
- * the size and CRC-32 of its input and output files. A rerun skips a stage whose record matches;
+ * the size and CRC-32 of its input and output files and of this executable. A rerun skips a
+ * stage whose record matches;
  * a changed option reruns that stage, and the stages after it rerun because their input files
  * changed. */
 #include <cjson/cJSON.h>
@@ -447,10 +448,15 @@ static cJSON *data_fingerprint(const char *dir) {
   return o;
 }
 
-/* {"commands": [[argv...], ...], "inputs": {path: fingerprint}, "data": {...}}: what must match
- * for the stage's outputs to be reused. */
+/* {"program": fingerprint, "commands": [[argv...], ...], "inputs": {path: fingerprint},
+ * "data": {...}}: what must match for the stage's outputs to be reused. The program is this
+ * executable, which runs every stage: a rebuilt hawq (other kernels, other lowering) reruns
+ * them all. */
 static cJSON *stage_key(const qz *q, const qz_stage *s) {
-  cJSON *key = cJSON_CreateObject(), *cmds = cJSON_AddArrayToObject(key, "commands");
+  cJSON *key = cJSON_CreateObject();
+  cJSON *self = fingerprint(QZ_SELF);
+  cJSON_AddItemToObject(key, "program", self ? self : cJSON_CreateNull());
+  cJSON *cmds = cJSON_AddArrayToObject(key, "commands");
   for (int i = 0; i < s->n_cmds; i++) {
     cJSON *a = cJSON_CreateArray();
     if (s->cmd[i].one_thread) cJSON_AddItemToArray(a, cJSON_CreateString(QZ_ONE_THREAD));
@@ -479,8 +485,8 @@ static bool same_item(const cJSON *a, const cJSON *b, const char *name) {
 static bool reusable(const qz *q, const qz_stage *s, const cJSON *key, double *seconds) {
   const cJSON *rec = cJSON_GetObjectItemCaseSensitive(
       cJSON_GetObjectItemCaseSensitive(q->state, "stages"), s->name);
-  if (!cJSON_IsObject(rec) || !same_item(rec, key, "commands") || !same_item(rec, key, "inputs") ||
-      !same_item(rec, key, "data")) {
+  if (!cJSON_IsObject(rec) || !same_item(rec, key, "program") || !same_item(rec, key, "commands") ||
+      !same_item(rec, key, "inputs") || !same_item(rec, key, "data")) {
     return false;
   }
   const cJSON *outs = cJSON_GetObjectItemCaseSensitive(rec, "outputs");

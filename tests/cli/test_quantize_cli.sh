@@ -2,7 +2,8 @@
 # hawq quantize: the whole pipeline on the bundled model with small settings (500 test images, a
 # sensitivity of 64 images and 3 draws, post-training mixed precision), checked against hawq eval
 # and hawq info; the same command again reuses every stage; a new --size reruns the ILP and the
-# stages after it; an output file changed by hand reruns its stage only; a few fine-tuning steps
+# stages after it; an output file changed by hand reruns its stage only; another hawq executable
+# reruns every stage; a few fine-tuning steps
 # with the HTML report; bad input gets one line, exit 1, and writes nothing.
 set -u
 HAWQ=${HAWQ:?set HAWQ to the hawq binary}
@@ -101,6 +102,18 @@ PY
 printf ' ' >> "$W/bits.json"
 expect 0 '^mixed ' -- q --finetune-epochs 0 --size 0.25
 stages "ilp" "fp32-eval int8-ptq sensitivity latency-table mixed-ptq mixed-eval latency"
+
+# ---- another hawq executable (a copy with one byte more, which still runs): every stage ----
+cp "$HAWQ" "$tmp/hawq2" && printf 'x' >> "$tmp/hawq2" || fail "copy of hawq"
+hawq1=$HAWQ HAWQ=$tmp/hawq2
+expect 0 '^mixed ' -- q --finetune-epochs 0 --size 0.25
+stages "$ALL outputs" ""
+HAWQ=$hawq1
+# (and the original executable again: every stage again, then reused)
+expect 0 '^mixed ' -- q --finetune-epochs 0 --size 0.25
+stages "$ALL outputs" ""
+expect 0 '^mixed ' -- q --finetune-epochs 0 --size 0.25
+stages "outputs" "$ALL"
 
 # ---- fine-tuning (a few steps) and the report; --json prints summary.json ----
 expect 0 '"hawq-quantize-summary"' -- q --size 0.25 --finetune-steps 3 --finetune-args "--batch 16" --json -r "$tmp/r.html"
