@@ -19,8 +19,9 @@ typedef enum node_kernel {
 } node_kernel;
 
 struct hawq_qrt_plan {
-  /* The model as the plan stores it: the caller's, with its own tensor array where 4-bit
-   * activations are stored one value per byte (plan.h); the nodes and names are the caller's. */
+  /* The model as the plan runs it: the caller's, with its own tensor array, where 4-bit
+   * activations may be stored one value per byte and a fused REQUANT's output is produced by
+   * its convolution (plan.h); the nodes and names are the caller's. */
   const hawq_qmodel *m;
   hawq_qmodel stored;
   hawq_qtensor *stored_tensors;
@@ -147,24 +148,25 @@ static bool make_stored(hawq_qrt_plan *p, const hawq_qmodel *m, hawq_isa isa, in
   }
   memcpy(p->stored_tensors, m->tensors, sizeof(hawq_qtensor) * (size_t)m->n_tensors);
   p->stored.tensors = p->stored_tensors;
+  bool any = false;
   for (int t = 0; t < m->n_tensors && !(flags & HAWQ_QRT_PLAN_PACKED_INT4); t++) {
-    wide[t] = store_as_bytes(m, t, isa);
-    p->widened += wide[t];
+    any |= wide[t] = store_as_bytes(m, t, isa);
   }
-  for (bool changed = p->widened > 0; changed;) {
+  for (bool changed = any; changed;) {
     changed = false;
     for (int i = 0; i < m->n_nodes; i++) {
       const hawq_qnode *n = &m->nodes[i];
       if (n->op != HAWQ_QOP_MAXPOOL || wide[n->inputs[0]] == wide[n->output]) continue;
       if (!qrt_is_packed(m->tensors[n->output].type)) continue;
       wide[n->inputs[0]] = wide[n->output] = true;
-      p->widened++;
       changed = true;
     }
   }
   for (int t = 0; t < m->n_tensors; t++) {
     hawq_qtensor *st = &p->stored_tensors[t];
-    if (wide[t]) st->type = st->type == HAWQ_QT_U4 ? HAWQ_QT_U8 : HAWQ_QT_I8;
+    if (!wide[t]) continue;
+    st->type = st->type == HAWQ_QT_U4 ? HAWQ_QT_U8 : HAWQ_QT_I8;
+    p->widened++;
   }
   free(wide);
   return true;
