@@ -217,18 +217,22 @@ typedef struct fast_consts {
   __m512i rm, rrnd, rd;                    /* the residual's */
   /* The residual's in 32-bit lanes (res32: a residual of at most 16 bits and 17 <= c <= 46):
    * with m = mhi 2^16 + mlo, rescale(r) = (r mhi + 2^(c-17) + ((r mlo) >> 16)) >> (c - 16),
-   * every term within int32 (|r mhi| <= 2^30, |r mlo| < 2^31). */
+   * every term within int32 (|r mhi| <= 2^30, |r mlo| < 2^31). madd: mlo taken signed
+   * (|mlo| <= 2^15, mhi < 2^15: every m below 2^31 - 2^15), so that both products are one
+   * vpmaddwd each (r's low word times the constant's low word, r's sign word times 0) instead
+   * of a two-uop vpmulld; otherwise mlo = m mod 2^16 and vpmulld. */
   __m512i r_mhi, r_mlo, r_rnd, r_sh;
-  bool res32;
+  bool res32, madd;
   /* wide: the block is wide-fast (convf_internal.h): the int64 rescale with shift c, in the
    * even and odd lanes apart, then merged as int32 */
   __m512i sh_e, sh_o;
   bool wide;
 } fast_consts;
 
-/* One block's rescaled (and residual-added) value for one pixel, before the clamp. */
-AINLINE __m512i fast_value(const bool RES, const fast_consts *k, hawq_qtype rt, __m512i a,
-                           const uint8_t *rr, int64_t ch, int valid) {
+/* One block's rescaled (and residual-added) value for one pixel, before the clamp. MADD: the
+ * block's residual is res32 with madd (fast_consts), known outside the pixel loop. */
+AINLINE __m512i fast_value(const bool RES, const bool MADD, const fast_consts *k, hawq_qtype rt,
+                           __m512i a, const uint8_t *rr, int64_t ch, int valid) {
   __m512i v;
   if (k->wide) {
     __m512i e = _mm512_add_epi64(_mm512_mul_epi32(a, k->me), k->rnd_e);
@@ -243,7 +247,11 @@ AINLINE __m512i fast_value(const bool RES, const fast_consts *k, hawq_qtype rt, 
   }
   if (RES) {
     __m512i r = load_residual(rt, rr, ch, valid);
-    if (k->res32) {
+    if (MADD || (k->res32 && k->madd)) {
+      __m512i u = _mm512_add_epi32(_mm512_madd_epi16(r, k->r_mhi), k->r_rnd);
+      u = _mm512_add_epi32(u, _mm512_srai_epi32(_mm512_madd_epi16(r, k->r_mlo), 16));
+      v = _mm512_add_epi32(v, _mm512_srav_epi32(u, k->r_sh));
+    } else if (k->res32) {
       __m512i u = _mm512_add_epi32(_mm512_mullo_epi32(r, k->r_mhi), k->r_rnd);
       u = _mm512_add_epi32(u, _mm512_srai_epi32(_mm512_mullo_epi32(r, k->r_mlo), 16));
       v = _mm512_add_epi32(v, _mm512_srav_epi32(u, k->r_sh));
@@ -254,9 +262,12 @@ AINLINE __m512i fast_value(const bool RES, const fast_consts *k, hawq_qtype rt, 
   return v;
 }
 
-AINLINE void fast_block(const hawq_qtype YT, const bool RES, const bool SAT, const cf_plan *pl,
-                        const cf_ctx *cx, const cf_tile *t, const int32_t *acc, int stride,
-                        int64_t ch, int valid, const fast_consts *k) {
+AINLINE void fast_block(const hawq_qtype YT, const bool RES, const bool SAT, const bool MADD,
+                        const cf_plan *pl, const cf_ctx *cx, const cf_tile *t, const int32_t *acc,
+                        int stride, int64_t ch, int valid, const fast_consts *kp) {
+  /* a local copy: the byte stores below may alias *kp, which would reload every constant and
+   * flag in every iteration */
+  const fast_consts kc = *kp, *k = &kc;
   const int64_t yrb = pl->yrb, rrb = RES ? pl->rrb : 0;
   const hawq_qtype rt = (hawq_qtype)pl->rt;
   int64_t pix = (int64_t)t->p * pl->q + t->q0;
@@ -277,7 +288,7 @@ AINLINE void fast_block(const hawq_qtype YT, const bool RES, const bool SAT, con
       if (RES) rr = cx->res + pix * rrb;
       if (second) y2r = cx->y2 + pix * y2rb;
     }
-    __m512i v = fast_value(RES, k, rt, _mm512_load_si512((const void *)acc), rr, ch, valid);
+    __m512i v = fast_value(RES, MADD, k, rt, _mm512_load_si512((const void *)acc), rr, ch, valid);
     if (SAT && YT == HAWQ_QT_U8) {
       __m128i b = _mm512_cvtusepi32_epi8(_mm512_max_epi32(v, _mm512_setzero_si512()));
       _mm_mask_storeu_epi8(yr + ch, m16, b);
@@ -317,9 +328,9 @@ AINLINE void fast_pair4(const hawq_qtype YT, const bool RES, const cf_plan *pl, 
       yr = cx->y + pix * yrb;
       if (RES) rr = cx->res + pix * rrb;
     }
-    __m512i v0 = fast_value(RES, k0, rt, _mm512_load_si512((const void *)acc), rr, ch, 16);
-    __m512i v1 =
-        fast_value(RES, k1, rt, _mm512_load_si512((const void *)(acc + 16)), rr, ch + 16, valid1);
+    __m512i v0 = fast_value(RES, false, k0, rt, _mm512_load_si512((const void *)acc), rr, ch, 16);
+    __m512i v1 = fast_value(RES, false, k1, rt, _mm512_load_si512((const void *)(acc + 16)), rr,
+                            ch + 16, valid1);
     /* |v| < 2^30 may still pass int16: saturating keeps the clamp's result exact */
     __m512i w = _mm512_min_epi16(_mm512_max_epi16(_mm512_packs_epi32(v0, v1), lo), hi);
     if (YT == HAWQ_QT_I4) w = _mm512_and_si512(w, _mm512_set1_epi16(15));
@@ -330,36 +341,36 @@ AINLINE void fast_pair4(const hawq_qtype YT, const bool RES, const cf_plan *pl, 
   }
 }
 
-#define FAST_CASES(RES)                                                          \
-  switch (yt) {                                                                  \
-    case HAWQ_QT_U4:                                                             \
-      fast_block(HAWQ_QT_U4, RES, false, pl, cx, t, a, stride, ch, valid, &k);   \
-      break;                                                                     \
-    case HAWQ_QT_I4:                                                             \
-      fast_block(HAWQ_QT_I4, RES, false, pl, cx, t, a, stride, ch, valid, &k);   \
-      break;                                                                     \
-    case HAWQ_QT_U8:                                                             \
-      if (sat) {                                                                 \
-        fast_block(HAWQ_QT_U8, RES, true, pl, cx, t, a, stride, ch, valid, &k);  \
-      } else {                                                                   \
-        fast_block(HAWQ_QT_U8, RES, false, pl, cx, t, a, stride, ch, valid, &k); \
-      }                                                                          \
-      break;                                                                     \
-    case HAWQ_QT_I8:                                                             \
-      if (sat) {                                                                 \
-        fast_block(HAWQ_QT_I8, RES, true, pl, cx, t, a, stride, ch, valid, &k);  \
-      } else {                                                                   \
-        fast_block(HAWQ_QT_I8, RES, false, pl, cx, t, a, stride, ch, valid, &k); \
-      }                                                                          \
-      break;                                                                     \
-    case HAWQ_QT_I16:                                                            \
-      fast_block(HAWQ_QT_I16, RES, false, pl, cx, t, a, stride, ch, valid, &k);  \
-      break;                                                                     \
-    case HAWQ_QT_I32:                                                            \
-      fast_block(HAWQ_QT_I32, RES, false, pl, cx, t, a, stride, ch, valid, &k);  \
-      break;                                                                     \
-    case HAWQ_QT_COUNT:                                                          \
-      break;                                                                     \
+#define FAST_CASES(RES, MADD)                                                          \
+  switch (yt) {                                                                        \
+    case HAWQ_QT_U4:                                                                   \
+      fast_block(HAWQ_QT_U4, RES, false, MADD, pl, cx, t, a, stride, ch, valid, &k);   \
+      break;                                                                           \
+    case HAWQ_QT_I4:                                                                   \
+      fast_block(HAWQ_QT_I4, RES, false, MADD, pl, cx, t, a, stride, ch, valid, &k);   \
+      break;                                                                           \
+    case HAWQ_QT_U8:                                                                   \
+      if (sat) {                                                                       \
+        fast_block(HAWQ_QT_U8, RES, true, MADD, pl, cx, t, a, stride, ch, valid, &k);  \
+      } else {                                                                         \
+        fast_block(HAWQ_QT_U8, RES, false, MADD, pl, cx, t, a, stride, ch, valid, &k); \
+      }                                                                                \
+      break;                                                                           \
+    case HAWQ_QT_I8:                                                                   \
+      if (sat) {                                                                       \
+        fast_block(HAWQ_QT_I8, RES, true, MADD, pl, cx, t, a, stride, ch, valid, &k);  \
+      } else {                                                                         \
+        fast_block(HAWQ_QT_I8, RES, false, MADD, pl, cx, t, a, stride, ch, valid, &k); \
+      }                                                                                \
+      break;                                                                           \
+    case HAWQ_QT_I16:                                                                  \
+      fast_block(HAWQ_QT_I16, RES, false, MADD, pl, cx, t, a, stride, ch, valid, &k);  \
+      break;                                                                           \
+    case HAWQ_QT_I32:                                                                  \
+      fast_block(HAWQ_QT_I32, RES, false, MADD, pl, cx, t, a, stride, ch, valid, &k);  \
+      break;                                                                           \
+    case HAWQ_QT_COUNT:                                                                \
+      break;                                                                           \
   }
 
 /* The fast path's constants for the block whose epilogue slots are at ep. */
@@ -374,8 +385,11 @@ static void block_consts(const cf_plan *pl, const uint8_t *ep, bool res32, fast_
   k->rm = _mm512_set1_epi64(pl->rd.m);
   k->rrnd = _mm512_set1_epi64(has_res ? (int64_t)1 << (pl->rd.c - 1) : 0);
   k->rd = _mm512_set1_epi32(pl->rd.m && pl->rd.c >= 32 ? pl->rd.c - 32 : 0);
-  k->r_mhi = _mm512_set1_epi32(pl->rd.m >> 16);
-  k->r_mlo = _mm512_set1_epi32(pl->rd.m & 0xFFFF);
+  int64_t h = ((int64_t)pl->rd.m + 32768) >> 16; /* mhi with a signed mlo */
+  k->madd = res32 && h < 32768;
+  k->r_mhi = _mm512_set1_epi32(k->madd ? (int32_t)h : pl->rd.m >> 16);
+  k->r_mlo =
+      _mm512_set1_epi32(k->madd ? (int32_t)(pl->rd.m - (h << 16)) & 0xFFFF : pl->rd.m & 0xFFFF);
   k->r_rnd = _mm512_set1_epi32(res32 ? 1 << (pl->rd.c - 17) : 0);
   k->r_sh = _mm512_set1_epi32(res32 ? pl->rd.c - 16 : 0);
   k->res32 = res32;
@@ -433,10 +447,12 @@ static void epilogue(const cf_plan *pl, const cf_ctx *cx, int64_t g, int64_t j, 
         n++;
         continue;
       }
-      if (has_res) {
-        FAST_CASES(true)
+      if (has_res && k.madd) {
+        FAST_CASES(true, true)
+      } else if (has_res) {
+        FAST_CASES(true, false)
       } else {
-        FAST_CASES(false)
+        FAST_CASES(false, false)
       }
       continue;
     }

@@ -175,6 +175,13 @@ static hawq_qmodel *build(test_rng *rng, const conv_spec *s, int *node) {
                               : scale_dyadic(rng, xmax * wmax * (ilog2(len) + 1), yhalf);
   }
   if (res >= 0) n->residual_dyadic = scale_dyadic(rng, max_abs(s->rlo, s->rhi), yhalf);
+  if (res >= 0 && n->residual_dyadic.m && test_rng_int(rng, 0, 5) == 0) {
+    /* multipliers at the top of the range, where the VNNI epilogue's 16-bit split of m changes
+     * form (m >= 2^31 - 2^15), and just below it */
+    n->residual_dyadic.m = test_rng_int(rng, 0, 1)
+                               ? (int32_t)(INT32_MAX - test_rng_int(rng, 0, 32767))
+                               : (int32_t)(INT32_MAX - 32768 - test_rng_int(rng, 0, 255));
+  }
   int last = y; /* what the logits' placeholder reads */
   if (s->yt == HAWQ_QT_I16 && s->fuse) {
     int64_t lo, hi;
